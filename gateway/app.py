@@ -1,0 +1,175 @@
+"""The app factory: ``create_app(settings)`` with one init plugin and a lifespan.
+
+Usage::
+
+    app = create_app()                                   # settings from the environment
+    app = create_app(Settings.from_env(env), providers=[MyTestProvider()])
+
+The lifespan starts the embedded Redis when ``REDIS_URL`` is unset, opens the Redis
+client, seeds bootstrap keys, and closes every client (providers included) on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Server
+from litestar.plugins import InitPluginProtocol
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway import __version__
+from gateway.auth import BearerAuthMiddleware
+from gateway.controllers import health, list_models, music_handlers, provider_callback, ready
+from gateway.errors import EXCEPTION_HANDLERS
+from gateway.jobs import JobService
+from gateway.log import RequestContextMiddleware, configure_logging
+from gateway.redis_embedded import EmbeddedRedis
+from gateway.schemas import build_request_type
+from gateway.settings import Settings, get_settings
+from gateway.store import Store
+from providers.base import Provider
+from providers.registry import create_providers
+
+log = structlog.get_logger("gateway.app")
+
+OPENAPI_DESCRIPTION = """\
+One API in front of several AI music providers, shaped like the AI Stats gateway's music
+API. `POST /v1/music/generate` starts a job routed by `model`; poll
+`GET /v1/music/generate/{music_id}` until `status` is `completed` or `failed`. Every
+provider's native status is normalized to `queued | in_progress | completed | failed`.
+"""
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Music Gateway API",
+        version=__version__,
+        description=OPENAPI_DESCRIPTION,
+        servers=[Server(url="/", description="This gateway")],
+        components=Components(
+            security_schemes={
+                "BearerAuth": SecurityScheme(
+                    type="http", scheme="bearer", description="A gateway API key."
+                )
+            }
+        ),
+        path="/docs",
+        render_plugins=[ScalarRenderPlugin()],
+        use_handler_docstrings=True,
+        create_examples=False,
+    )
+
+
+class GatewayPlugin(InitPluginProtocol):
+    """Wires routes, middleware, error handlers, dependencies and the lifespan."""
+
+    def __init__(self, settings: Settings, providers: list[Provider] | None) -> None:
+        self.settings = settings
+        self.providers = providers if providers is not None else create_providers(settings.env)
+        self.request_type = build_request_type(self.providers)
+
+    @asynccontextmanager
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        s = self.settings
+        embedded: EmbeddedRedis | None = None
+        url = s.redis_url
+        if url is None:
+            embedded = EmbeddedRedis(s.data_dir)
+            url = embedded.start()
+        redis = Redis.from_url(
+            url,
+            socket_timeout=s.redis_timeout,
+            socket_connect_timeout=s.redis_timeout,
+            health_check_interval=30,
+        )
+        store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
+        app.state.store = store
+        app.state.jobs = JobService(store, self.providers, s)
+        seeding: asyncio.Task[None] | None = None
+        try:
+            await self._seed_once(store)
+        except RedisError as exc:  # start anyway (503s until Redis is back); retry seeding
+            log.warning("redis_unavailable_at_start", error=type(exc).__name__)
+            seeding = asyncio.create_task(self._seed_keys(store))
+        try:
+            yield
+        finally:
+            if seeding is not None:
+                seeding.cancel()
+            for provider in self.providers:
+                await provider.aclose()
+            await redis.aclose()
+            if embedded is not None:
+                embedded.stop()
+
+    async def _seed_once(self, store: Store) -> None:
+        for raw in self.settings.api_keys:
+            await store.seed_key(raw)
+
+    async def _seed_keys(self, store: Store) -> None:
+        """Seed bootstrap keys; while Redis is unreachable, keep trying in the background."""
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._seed_once(store)
+                log.info("keys_seeded")
+                return
+            except RedisError as exc:
+                log.warning("seed_keys_retry", error=type(exc).__name__, retry_in=delay)
+                delay = min(delay * 2, 10.0)
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        configure_logging(
+            self.settings.log_level, self.settings.log_format, self.settings.secrets()
+        )
+        app_config.route_handlers += [
+            *music_handlers(self.request_type),
+            list_models,
+            provider_callback,
+            health,
+            ready,
+        ]
+        app_config.dependencies["jobs"] = Provide(_jobs, sync_to_thread=False)
+        app_config.middleware = [BearerAuthMiddleware, *app_config.middleware]
+        app_config.exception_handlers = {**EXCEPTION_HANDLERS, **app_config.exception_handlers}
+        app_config.lifespan = [*app_config.lifespan, self.lifespan]
+        app_config.openapi_config = openapi_config()
+        return app_config
+
+
+def _jobs(state: State) -> JobService:
+    return state.jobs
+
+
+class GatewayApp(Litestar):
+    """Litestar with the request-context layer outside routing, so that every answer,
+    the framework's own 404/405 included, carries ``X-Request-ID`` and is logged once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._outer = RequestContextMiddleware(super().__call__)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._outer(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None, *, providers: list[Provider] | None = None, **kwargs: Any
+) -> Litestar:
+    """Build the gateway. ``providers`` overrides the registry (tests, embedding)."""
+    settings = settings or get_settings()
+    # Litestar 2.25 reads the body limit from the constructor, not from AppConfig.
+    kwargs.setdefault("request_max_body_size", settings.max_body_bytes)
+    return GatewayApp(plugins=[GatewayPlugin(settings, providers)], **kwargs)

@@ -1,0 +1,164 @@
+"""The ``music-gateway`` command.
+
+Usage::
+
+    music-gateway serve [--host 127.0.0.1] [--port 8000] [--workers 1]
+    music-gateway openapi [--output openapi/openapi.json]
+    music-gateway keys create --name NAME      # prints the new key once
+    music-gateway keys list
+    music-gateway keys revoke KEY_ID
+
+Without ``REDIS_URL``, every command uses the embedded Redis under ``GATEWAY_DATA_DIR``
+(started here, or reused when a running gateway already serves that directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.redis_embedded import EmbeddedRedis
+from gateway.settings import Settings
+
+DEFAULT_SPEC = Path("openapi/openapi.json")
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The app's OpenAPI document (built without starting the app)."""
+    from litestar.serialization import encode_json
+
+    from gateway.app import create_app
+
+    app = create_app(settings or Settings.from_env())
+    return json.loads(encode_json(app.openapi_schema.to_schema()))
+
+
+def render_openapi(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    # The spec must not depend on the local environment: build it from a clean one.
+    text = render_openapi(openapi_document(Settings.from_env({})))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from granian import Granian as Server
+    from granian.constants import Interfaces
+
+    settings = Settings.from_env()
+    embedded = None
+    if settings.redis_url is None:
+        # Started once here and shared by every worker through REDIS_URL.
+        embedded = EmbeddedRedis(settings.data_dir)
+        os.environ["REDIS_URL"] = embedded.start()
+        print(f"embedded Redis at {os.environ['REDIS_URL']}", file=sys.stderr)
+    try:
+        Server(
+            "gateway.asgi:app",
+            address=args.host,
+            port=args.port,
+            interface=Interfaces.ASGI,
+            workers=args.workers,
+            log_access=False,
+        ).serve()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _with_store(fn: Any) -> Any:
+    from redis.asyncio import Redis
+
+    from gateway.store import Store
+
+    settings = Settings.from_env()
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = embedded.start()
+    redis = Redis.from_url(url, socket_timeout=settings.redis_timeout)
+    try:
+        store = Store(redis, prefix=settings.redis_prefix, retention_seconds=1)
+        return await fn(store)
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    if args.keys_cmd == "create":
+
+        async def create(store: Any) -> None:
+            raw, record = await store.create_key(args.name)
+            print(f"id:   {record.id}\nname: {record.name}\nkey:  {raw}")
+            print("Store this key now: it is not shown again.", file=sys.stderr)
+
+        asyncio.run(_with_store(create))
+        return 0
+    if args.keys_cmd == "list":
+
+        async def list_(store: Any) -> None:
+            for r in await store.list_keys():
+                state = "revoked" if r.revoked else "active"
+                print(f"{r.id}\t{state}\t{r.created_at}\t{r.name}")
+
+        asyncio.run(_with_store(list_))
+        return 0
+
+    async def revoke(store: Any) -> bool:
+        return await store.revoke_key(args.key_id)
+
+    if asyncio.run(_with_store(revoke)):
+        print(f"revoked {args.key_id}")
+        return 0
+    print(f"no key {args.key_id}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="music-gateway", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    serve = sub.add_parser("serve", help="serve the gateway over HTTP (granian)")
+    serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "1")))
+    serve.set_defaults(func=_cmd_serve)
+
+    spec = sub.add_parser("openapi", help="write the OpenAPI document")
+    spec.add_argument("--output", default=str(DEFAULT_SPEC))
+    spec.set_defaults(func=_cmd_openapi)
+
+    keys = sub.add_parser("keys", help="manage client API keys")
+    keys_sub = keys.add_subparsers(dest="keys_cmd", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    keys_sub.add_parser("list", help="list keys (ids and names, never the keys)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=_cmd_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Thin HTTP handlers: decode, call the job service, encode. Nothing else lives here.
+
+(No ``from __future__ import annotations`` here: the create handler's body annotation
+is a type built at run time, which Litestar must see as an object, not a string.)
+
+The create handler's body type depends on the registered providers (one native block
+each), so the music routes are built per app by ``music_handlers(request_type)``.
+"""
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, PathParameter
+
+from gateway.errors import INTERNAL_ERROR_DOC, error_responses_doc, error_spec
+from gateway.jobs import JobService, to_public
+from gateway.schemas import (
+    CallbackAck,
+    Health,
+    ModelInfo,
+    ModelList,
+    MusicJob,
+    ProviderReadiness,
+    Readiness,
+)
+from gateway.store import KeyRecord
+
+_SECURITY = [{"BearerAuth": []}]
+_PUBLIC = {"exclude_from_auth": True}
+
+MusicId = Annotated[
+    str,
+    PathParameter(description="The job id returned by POST /v1/music/generate.", max_length=64),
+]
+Jobs = NamedDependency[JobService]
+
+
+def music_handlers(request_type: type) -> list[Any]:
+    """The two music routes for a create-request type built from the providers."""
+
+    @post(
+        "/v1/music/generate",
+        operation_id="createMusicGeneration",
+        summary="Start a music generation job",
+        tags=["Music"],
+        security=_SECURITY,
+        status_code=200,
+        opt={"request_type": request_type},
+        responses={
+            **error_responses_doc(),
+            402: error_spec("Provider credits exhausted."),
+            413: error_spec("Request body too large."),
+            429: error_spec("Rate limited (see Retry-After)."),
+            502: error_spec("The provider failed."),
+            504: error_spec("The provider timed out."),
+        },
+    )
+    async def create_music(
+        data: JSONBody[request_type],  # type: ignore[valid-type]
+        request: Request[KeyRecord, str, State],
+        jobs: Jobs,
+    ) -> MusicJob:
+        """Route the request by ``model`` to its provider and start the job.
+
+        Answers with the job object; poll ``GET /v1/music/generate/{music_id}`` until its
+        ``status`` is ``completed`` or ``failed``.
+        """
+        record = await jobs.create(request.user.id, data)
+        return to_public(record)
+
+    @get(
+        "/v1/music/generate/{music_id:str}",
+        operation_id="getMusicGeneration",
+        summary="Get a music generation job",
+        tags=["Music"],
+        security=_SECURITY,
+        responses=error_responses_doc(),
+    )
+    async def get_music(
+        music_id: MusicId,
+        request: Request[KeyRecord, str, State],
+        jobs: Jobs,
+    ) -> Response[MusicJob]:
+        """The job's current status and outputs.
+
+        A final job is answered from the store. A job in flight is refreshed from the
+        provider at most once per refresh interval; when that refresh fails, the last
+        known state is answered with the header ``X-Gateway-Stale: true``.
+        """
+        record, stale = await jobs.get(request.user.id, music_id)
+        headers = {"X-Gateway-Stale": "true"} if stale else {}
+        return Response(to_public(record), headers=headers)
+
+    return [create_music, get_music]
+
+
+@get(
+    "/v1/models",
+    operation_id="listModels",
+    summary="List the models this gateway routes",
+    tags=["Models"],
+    security=_SECURITY,
+    responses={401: error_responses_doc()[401], **INTERNAL_ERROR_DOC},
+)
+async def list_models(jobs: Jobs) -> ModelList:
+    """Every model id, its provider, its kind and the parameters it honours."""
+    data = []
+    for spec in jobs.catalog.values():
+        provider = jobs.providers[spec.provider]
+        data.append(
+            ModelInfo(
+                id=spec.id,
+                provider=spec.provider,
+                kind=spec.kind,
+                supported_parameters=sorted(spec.supports),
+                native_parameters=sorted(provider.options_type.__struct_fields__),
+                native_block=provider.name,
+                description=spec.description,
+                available=provider.configured,
+            )
+        )
+    return ModelList(data=data)
+
+
+@post(
+    "/v1/callbacks/{provider:str}/{job_id:str}/{token:str}",
+    operation_id="receiveProviderCallback",
+    summary="Intake for provider callbacks (used by providers, not clients)",
+    tags=["Callbacks"],
+    status_code=200,
+    opt=_PUBLIC,
+    responses={
+        400: error_spec("Unreadable callback body."),
+        404: error_spec("Unknown job or wrong token."),
+        **INTERNAL_ERROR_DOC,
+    },
+)
+async def provider_callback(
+    provider: FromPath[str],
+    job_id: FromPath[str],
+    token: FromPath[str],
+    data: JSONBody[dict[str, Any]],
+    request: Request[Any, Any, State],
+    jobs: Jobs,
+) -> CallbackAck:
+    """Apply one provider callback to its job. The path carries the per-job token.
+
+    The body is the provider's native callback payload (a JSON object), read as is.
+    """
+    body = await request.body()  # the raw bytes: the provider's mapping decodes them
+    record = await jobs.callback(provider, job_id, token, body)
+    return CallbackAck(status=record.status)  # type: ignore[arg-type]
+
+
+@get(
+    "/health",
+    operation_id="health",
+    summary="Liveness",
+    tags=["Operations"],
+    opt=_PUBLIC,
+    responses=INTERNAL_ERROR_DOC,
+)
+async def health() -> Health:
+    """The process is up. No authentication."""
+    return Health()
+
+
+@get(
+    "/ready",
+    operation_id="ready",
+    summary="Readiness: Redis reachable, providers configured",
+    tags=["Operations"],
+    opt=_PUBLIC,
+    responses={503: error_spec("Not ready (Redis unreachable).", Readiness), **INTERNAL_ERROR_DOC},
+)
+async def ready(jobs: Jobs) -> Response[Readiness]:
+    """Ready when Redis answers. Lists which providers have credentials."""
+    try:
+        redis_ok = bool(await jobs.store.redis.ping())
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        redis_ok = False
+    body = Readiness(
+        status="ready" if redis_ok else "not_ready",
+        redis=redis_ok,
+        providers={
+            n: ProviderReadiness(configured=p.configured) for n, p in jobs.providers.items()
+        },
+    )
+    return Response(body, status_code=200 if redis_ok else 503)

@@ -1,0 +1,277 @@
+"""The one error envelope, for our own errors and the framework's alike.
+
+Every error answer is ``ErrorResponse``::
+
+    {"error": "unknown_model", "description": "...", "status_code": 400,
+     "param": "model", "request_id": "req_..."}
+
+Exception tree (ours; provider failures come from ``providers.base.ProviderError``)::
+
+    GatewayError                 status and code set per instance
+     ├── InvalidRequest          400 (validation_error, unknown_parameter, unknown_model,
+     │                                unsupported_parameter, invalid_json, ...)
+     ├── Unauthorized            401 missing_api_key | invalid_api_key
+     ├── NotFound                404 not_found
+     └── ServiceUnavailable      503 store_unavailable | provider_not_configured
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.utils.scope.state import ScopeState
+from redis.exceptions import RedisError
+
+from gateway.log import current_request_id, redact
+from gateway.schemas import ErrorResponse
+from providers.base import ProviderError, RequestRejected
+
+log = structlog.get_logger("gateway.errors")
+
+
+class GatewayError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        status_code: int | None = None,
+        details: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.param = param
+        self.status_code = status_code or self.status_code
+        self.details = details
+        self.headers = headers or {}
+
+
+class InvalidRequest(GatewayError):
+    status_code = 400
+    code = "validation_error"
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+    code = "invalid_api_key"
+
+
+class NotFound(GatewayError):
+    status_code = 404
+    code = "not_found"
+
+
+class ServiceUnavailable(GatewayError):
+    status_code = 503
+    code = "store_unavailable"
+
+
+_encoder = msgspec.json.Encoder()
+
+_FRAMEWORK_CODES = {
+    400: "bad_request",
+    401: "invalid_api_key",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    description: str,
+    *,
+    param: str | None = None,
+    details: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = ErrorResponse(
+        error=code,
+        description=redact(description),
+        status_code=status_code,
+        request_id=current_request_id(),
+        param=param,
+        details=details,
+    )
+    return Response(
+        content=_encoder.encode(body),
+        status_code=status_code,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+# ------------------------------------------------------------------ body decode errors
+
+_PATH_RE = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_UNKNOWN_RE = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+
+
+def describe_decode_error(message: str) -> tuple[str, str | None]:
+    """Turn a msgspec error into (human message, param path like ``musicgpt.gender``)."""
+    param = None
+    m = _PATH_RE.search(message)
+    if m:
+        message = message[: m.start()]
+        path = m.group("path").replace("[...]", "")  # a dict value: name the dict
+        param = re.sub(r"\[(\d+)\]", r".\1", path) or None
+    u = _UNKNOWN_RE.search(message)
+    if u:
+        param = f"{param}.{u.group('field')}" if param else u.group("field")
+    return message, param
+
+
+def body_error(raw: bytes, request_type: type[msgspec.Struct]) -> InvalidRequest:
+    """Explain why ``raw`` is not a valid create request, naming every unknown field."""
+    try:
+        msgspec.json.decode(raw, type=request_type)
+    except msgspec.ValidationError as exc:
+        message, param = describe_decode_error(str(exc))
+        if message.startswith("Object contains unknown field") and param and "." not in param:
+            allowed = set(request_type.__struct_fields__)
+            try:
+                sent = msgspec.json.decode(raw, type=dict[str, Any])
+            except msgspec.DecodeError:
+                sent = {}
+            unknown = sorted(k for k in sent if k not in allowed)
+            return InvalidRequest(
+                f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}.",
+                code="unknown_parameter",
+                param=unknown[0] if unknown else param,
+                details=unknown,
+            )
+        if message.startswith("Object contains unknown field"):
+            return InvalidRequest(message, code="unknown_parameter", param=param)
+        if message.startswith("Object missing required field"):
+            field = message.rsplit("`", 2)[-2] if "`" in message else None
+            full = f"{param}.{field}" if param and field else field
+            return InvalidRequest(message, code="missing_parameter", param=full)
+        return InvalidRequest(message, code="validation_error", param=param)
+    except msgspec.DecodeError as exc:
+        return InvalidRequest(f"Malformed JSON body: {exc}", code="invalid_json")
+    return InvalidRequest("Invalid request body.", code="validation_error")
+
+
+# ---------------------------------------------------------------------- the handlers
+
+
+def _gateway_error(_: Request, exc: GatewayError) -> Response[bytes]:
+    return error_response(
+        exc.status_code,
+        exc.code,
+        exc.message,
+        param=exc.param,
+        details=exc.details,
+        headers=exc.headers,
+    )
+
+
+def _rejected(_: Request, exc: RequestRejected) -> Response[bytes]:
+    return error_response(400, exc.code, exc.message, param=exc.param)
+
+
+def _provider_error(_: Request, exc: ProviderError) -> Response[bytes]:
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    elif exc.http_status == 429:
+        headers["Retry-After"] = "10"
+    prefix = f"{exc.provider}: " if exc.provider else ""
+    return error_response(exc.http_status, exc.code, prefix + exc.message, headers=headers)
+
+
+def _validation_error(request: Request, exc: ValidationException) -> Response[bytes]:
+    request_type = request.route_handler.opt.get("request_type")
+    raw = ScopeState.from_scope(request.scope).body
+    if request_type is not None and isinstance(raw, bytes):
+        err = body_error(raw, request_type)
+        return _gateway_error(request, err)
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    param = None
+    if extra and isinstance(extra[0], dict):
+        param = extra[0].get("key")
+        detail = str(extra[0].get("message") or exc.detail)
+    else:
+        detail = str(exc.detail)
+    return error_response(400, "validation_error", detail, param=param)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    code = _FRAMEWORK_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
+    detail = exc.detail
+    if status == 400 and request.route_handler.opt.get("request_type") is not None:
+        # Litestar's own body parsing failed (e.g. truncated JSON): say it our way.
+        raw = ScopeState.from_scope(request.scope).body
+        if isinstance(raw, bytes):
+            return _gateway_error(
+                request, body_error(raw, request.route_handler.opt["request_type"])
+            )
+    if status == 404:
+        detail = f"No route for {request.method} {request.url.path}."
+    elif status == 405:
+        detail = f"Method {request.method} is not allowed on {request.url.path}."
+    headers = dict(exc.headers or {})
+    return error_response(status, code, detail, headers=headers)
+
+
+def _redis_error(_: Request, exc: RedisError) -> Response[bytes]:
+    log.error("store_unavailable", error=type(exc).__name__)
+    return error_response(
+        503,
+        "store_unavailable",
+        "The job store is unavailable; retry shortly.",
+        headers={"Retry-After": "2"},
+    )
+
+
+def _internal_error(_: Request, exc: Exception) -> Response[bytes]:
+    log.exception("unhandled_error", error=type(exc).__name__)
+    return error_response(500, "internal_error", "Internal error; see the gateway log.")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    GatewayError: _gateway_error,
+    RequestRejected: _rejected,
+    ProviderError: _provider_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    RedisError: _redis_error,
+    Exception: _internal_error,
+}
+
+
+def error_spec(text: str, container: Any = ErrorResponse) -> ResponseSpec:
+    """An OpenAPI response documented with the error envelope's schema."""
+    return ResponseSpec(data_container=container, description=text, generate_examples=False)
+
+
+INTERNAL_ERROR_DOC = {500: error_spec("Unexpected internal error.")}
+
+
+def error_responses_doc() -> dict[int, Any]:
+    """OpenAPI ``responses`` for the errors every authenticated route can answer."""
+    return {
+        400: error_spec("Bad input: validation_error, unknown_parameter, unknown_model, ..."),
+        401: error_spec("Missing or invalid API key."),
+        404: error_spec("No such job for this key."),
+        503: error_spec("Job store or provider unavailable."),
+        **INTERNAL_ERROR_DOC,
+    }

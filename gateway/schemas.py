@@ -1,0 +1,198 @@
+"""Public wire types: the request, the AI Stats-compatible job object, the catalog, errors.
+
+Inbound types forbid unknown fields; the create request is assembled per app from the
+registered providers, one native block per provider (``musicgpt {...}``, ``tempolor {...}``)::
+
+    MusicGenerateRequest = build_request_type(providers)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from providers.base import Provider
+
+Status = Literal["queued", "in_progress", "completed", "failed"]
+
+# Length limits on every inbound string (hostile input).
+MAX_PROMPT = 4000
+MAX_LYRICS = 5000
+MAX_SHORT = 300
+MAX_URL = 2048
+MAX_METADATA_ITEMS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+
+Metadata = Annotated[
+    dict[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_METADATA_KEY)],
+        Annotated[str, msgspec.Meta(max_length=MAX_METADATA_VALUE)],
+    ],
+    msgspec.Meta(
+        max_length=MAX_METADATA_ITEMS,
+        description="Your own string key/value pairs, echoed back on the job.",
+    ),
+]
+
+#: Top-level fields every create request may carry, besides one block per provider.
+BASE_REQUEST_FIELDS: list[tuple[str, Any, Any]] = [
+    (
+        "model",
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=100,
+                description="Model id from GET /v1/models, e.g. `musicgpt/v7`.",
+                examples=["musicgpt/v7"],
+            ),
+        ],
+        msgspec.NODEFAULT,
+    ),
+    (
+        "prompt",
+        Annotated[str, msgspec.Meta(max_length=MAX_PROMPT, description="What to make.")] | None,
+        None,
+    ),
+    (
+        "lyrics",
+        Annotated[str, msgspec.Meta(max_length=MAX_LYRICS, description="Lyrics to sing.")] | None,
+        None,
+    ),
+    ("instrumental", Annotated[bool, msgspec.Meta(description="No vocals.")] | None, None),
+    ("title", Annotated[str, msgspec.Meta(max_length=MAX_SHORT)] | None, None),
+    (
+        "style",
+        Annotated[str, msgspec.Meta(max_length=MAX_SHORT, description="Genre / style.")] | None,
+        None,
+    ),
+    (
+        "duration",
+        Annotated[int, msgspec.Meta(ge=1, le=600, description="Seconds of audio.")] | None,
+        None,
+    ),
+    ("format", Literal["mp3", "wav"] | None, None),
+    (
+        "webhook_url",
+        Annotated[
+            str,
+            msgspec.Meta(max_length=MAX_URL, description="Where to POST status changes."),
+        ]
+        | None,
+        None,
+    ),
+    ("metadata", Metadata | None, None),
+]
+
+
+def build_request_type(providers: Iterable[Provider]) -> type[msgspec.Struct]:
+    """The create request Struct: base fields plus one optional native block per provider."""
+    fields = list(BASE_REQUEST_FIELDS)
+    for p in providers:
+        fields.append((p.name, p.options_type | None, None))
+    return msgspec.defstruct(
+        "MusicGenerateRequest",
+        fields,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        module=__name__,
+    )
+
+
+class OutputItem(msgspec.Struct, kw_only=True):
+    """One generated track."""
+
+    index: int
+    id: str | None = None
+    audio_url: str | None = None
+    stream_audio_url: str | None = None
+    image_url: str | None = None
+    title: str | None = None
+    tags: str | None = None
+    duration: float | None = None
+    lyrics: str | None = None
+
+
+class Usage(msgspec.Struct, kw_only=True):
+    """Present once the job is completed."""
+
+    output_audio_count: int
+    output_audio_seconds: float
+
+
+class JobErrorInfo(msgspec.Struct, kw_only=True):
+    """Why a job failed."""
+
+    code: str
+    message: str
+    native_status: str | None = None
+
+
+class MusicJob(msgspec.Struct, kw_only=True):
+    """The AI Stats-compatible job object (plus progress, timestamps, error, metadata)."""
+
+    id: str
+    status: Status
+    provider: str
+    model: str
+    nativeResponseId: str | None
+    created_at: int
+    updated_at: int
+    progress: int | None
+    output: list[OutputItem]
+    usage: Usage | None
+    error: JobErrorInfo | None
+    metadata: dict[str, str] | None
+    object: Literal["music"] = "music"
+
+
+class ModelInfo(msgspec.Struct, kw_only=True):
+    """A catalog entry."""
+
+    id: str
+    provider: str
+    kind: Literal["song", "instrumental"]
+    supported_parameters: list[str]
+    native_parameters: list[str]
+    native_block: str
+    description: str
+    available: bool
+    object: Literal["model"] = "model"
+
+
+class ModelList(msgspec.Struct, kw_only=True):
+    data: list[ModelInfo]
+    object: Literal["list"] = "list"
+
+
+class ErrorResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The one error envelope (AI Stats keys plus ``param`` and ``request_id``)."""
+
+    error: str
+    description: str
+    status_code: int
+    request_id: str
+    param: str | None = None
+    details: list[str] | None = None
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: Literal["ok"] = "ok"
+
+
+class ProviderReadiness(msgspec.Struct, kw_only=True):
+    configured: bool
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    status: Literal["ready", "not_ready"]
+    redis: bool
+    providers: dict[str, ProviderReadiness]
+
+
+class CallbackAck(msgspec.Struct, kw_only=True):
+    ok: bool = True
+    status: Status

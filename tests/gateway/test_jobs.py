@@ -1,0 +1,171 @@
+"""The job round trip through Redis with the test-only provider: create, poll, callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import msgspec
+
+from gateway.app import create_app
+from gateway.store import JobRecord
+from tests.conftest import TEST_KEY, app_client
+from tests.support.echo import EchoProvider
+
+URL = "/v1/music/generate"
+
+
+async def _create(client: httpx.AsyncClient, **extra: Any) -> dict:
+    r = await client.post(URL, json={"model": "echo/v1", "prompt": "lofi beat", **extra})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_round_trip_to_completed(echo_client: httpx.AsyncClient, echo: EchoProvider) -> None:
+    job = await _create(echo_client, metadata={"user": "42"}, title="Night")
+    assert job["object"] == "music"
+    assert job["status"] == "queued"
+    assert job["id"].startswith("mus_") and len(job["id"]) == 30
+    assert job["provider"] == "echo" and job["model"] == "echo/v1"
+    assert job["nativeResponseId"] == "echo-1"
+    assert job["usage"] is None and job["error"] is None
+    assert job["metadata"] == {"user": "42"}
+
+    seen = []
+    for _ in range(5):
+        r = await echo_client.get(f"{URL}/{job['id']}")
+        assert r.status_code == 200
+        seen.append(r.json()["status"])
+        if seen[-1] == "completed":
+            break
+    assert seen == ["in_progress", "completed"]
+    done = r.json()
+    assert done["progress"] == 100
+    assert done["output"][0]["audio_url"] == "https://echo.test/echo-1.mp3"
+    assert done["output"][0]["title"] == "Night"
+    assert done["usage"] == {"output_audio_count": 1, "output_audio_seconds": 3.5}
+    assert done["metadata"] == {"user": "42"}
+
+    # Final: answered from Redis, zero upstream calls from now on.
+    calls = echo.calls["fetch"]
+    for _ in range(3):
+        assert (await echo_client.get(f"{URL}/{job['id']}")).json() == done
+    assert echo.calls["fetch"] == calls
+
+
+async def test_record_is_msgpack_in_redis_with_retention(echo_client: httpx.AsyncClient) -> None:
+    job = await _create(echo_client, format="wav")
+    store = echo_client.app.state.store
+    raw = await store.redis.get(f"{store.prefix}job:{job['id']}")
+    record = msgspec.msgpack.decode(raw, type=JobRecord)
+    assert record.model == "echo/v1" and record.format == "wav" and record.native_id == "echo-1"
+    assert record.owner.startswith("key_")
+    ttl = await store.redis.ttl(f"{store.prefix}job:{job['id']}")
+    assert 30 * 86400 - 60 < ttl <= 30 * 86400
+
+
+async def test_failed_job_carries_error(echo_client: httpx.AsyncClient) -> None:
+    job = await _create(echo_client, echo={"fail": True, "steps": 1})
+    r = (await echo_client.get(f"{URL}/{job['id']}")).json()
+    assert r["status"] == "failed"
+    assert r["error"] == {
+        "code": "generation_failed",
+        "message": "echo broke",
+        "native_status": "BROKEN",
+    }
+    assert r["usage"] is None
+
+
+async def test_unknown_native_status_is_never_completed(
+    echo_client: httpx.AsyncClient, echo: EchoProvider
+) -> None:
+    job = await _create(echo_client, echo={"mystery": True, "steps": 1})
+    for _ in range(4):
+        r = (await echo_client.get(f"{URL}/{job['id']}")).json()
+        assert r["status"] == "in_progress"
+        assert r["usage"] is None
+    assert echo.calls["fetch"] == 4
+
+
+async def test_upstream_error_on_create_maps_and_is_stored(
+    echo_client: httpx.AsyncClient, echo: EchoProvider
+) -> None:
+    echo.rate_limited = True
+    r = await echo_client.post(URL, json={"model": "echo/v1", "prompt": "x"})
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "7"
+    assert r.json()["error"] == "upstream_rate_limited"
+    store = echo_client.app.state.store
+    keys = [k async for k in store.redis.scan_iter(match=f"{store.prefix}job:*")]
+    assert len(keys) == 1
+    record = msgspec.msgpack.decode(await store.redis.get(keys[0]), type=JobRecord)
+    assert record.status == "failed" and record.error.code == "upstream_rate_limited"
+
+
+async def test_provider_not_configured_is_503(make_settings: Any) -> None:
+    app = create_app(make_settings(), providers=[EchoProvider(configured=False)])
+    async with app_client(app, key=None) as client:
+        r = await client.post(
+            URL,
+            json={"model": "echo/v1", "prompt": "x"},
+            headers={"Authorization": f"Bearer {TEST_KEY}"},
+        )
+    assert r.status_code == 503
+    assert r.json()["error"] == "provider_not_configured"
+
+
+async def test_concurrent_polls_make_one_upstream_call(make_settings: Any) -> None:
+    echo = EchoProvider()
+    app = create_app(make_settings(GATEWAY_REFRESH_INTERVAL="30"), providers=[echo])
+    async with app_client(app) as client:
+        job = await _create(client)
+        store = app.state.store
+        # Make the job due now.
+        await store.update_job(job["id"], lambda r: msgspec.structs.replace(r, refreshed_at=0.0))
+        results = await asyncio.gather(*(client.get(f"{URL}/{job['id']}") for _ in range(20)))
+        assert {r.status_code for r in results} == {200}
+        assert echo.calls["fetch"] == 1
+        # Within the interval every poll is served from the cache.
+        await client.get(f"{URL}/{job['id']}")
+        assert echo.calls["fetch"] == 1
+
+
+async def test_callbacks_need_the_job_token(make_settings: Any) -> None:
+    echo = EchoProvider()
+    app = create_app(
+        make_settings(GATEWAY_PUBLIC_URL="https://gw.example", GATEWAY_REFRESH_INTERVAL="60"),
+        providers=[echo],
+    )
+    async with app_client(app) as client:
+        job = await _create(client)
+        record = await app.state.store.get_job(job["id"])
+        url = echo.calls and (await app.state.store.get_job(job["id"])).state["callback"]
+        assert url == f"https://gw.example/v1/callbacks/echo/{job['id']}/{record.callback_token}"
+        path = url.removeprefix("https://gw.example")
+        no_auth = {"Authorization": ""}
+
+        wrong = await client.post(path[:-4] + "AAAA", content=b'{"step": 5}', headers=no_auth)
+        assert wrong.status_code == 404 and wrong.json()["error"] == "not_found"
+        other = await client.post(
+            path.replace("/echo/", "/musicgpt/"), content=b'{"step": 5}', headers=no_auth
+        )
+        assert other.status_code == 404
+        assert (await client.get(f"{URL}/{job['id']}")).json()["status"] == "queued"
+
+        bad = await client.post(path, content=b"{nope", headers=no_auth)
+        assert bad.status_code == 400 and bad.json()["error"] in {"invalid_json", "bad_request"}
+        not_ours = await client.post(path, content=b'{"step": "x"}', headers=no_auth)
+        assert not_ours.status_code == 400 and not_ours.json()["error"] == "invalid_callback"
+
+        ok = await client.post(path, content=b'{"step": 1}', headers=no_auth)
+        assert ok.status_code == 200 and ok.json() == {"ok": True, "status": "in_progress"}
+        ok = await client.post(path, content=b'{"step": 2}', headers=no_auth)
+        assert ok.json()["status"] == "completed"
+        # Late, out-of-order and duplicate callbacks never move the status back.
+        for step in (1, 0, 2):
+            late = await client.post(path, content=f'{{"step": {step}}}'.encode(), headers=no_auth)
+            assert late.json()["status"] == "completed"
+        final = (await client.get(f"{URL}/{job['id']}")).json()
+        assert final["status"] == "completed" and final["output"][0]["audio_url"]
+        assert echo.calls["fetch"] == 0  # everything came from callbacks

@@ -1,0 +1,67 @@
+"""Logging: one canonical JSON line per request; secrets never logged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.app import create_app
+from gateway.log import redact
+from tests.conftest import OTHER_KEY, TEST_KEY, app_client
+from tests.support.echo import EchoProvider
+
+
+def _lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+async def test_canonical_line_and_redaction(
+    make_settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    provider_key = "mgpt-live-SECRET-123456"
+    app = create_app(make_settings(MUSICGPT_API_KEY=provider_key), providers=[EchoProvider()])
+    async with app_client(app) as client:
+        capsys.readouterr()
+        r = await client.post("/v1/music/generate", json={"model": "echo/v1", "prompt": "x"})
+        await client.get("/v1/models", headers={"Authorization": f"Bearer {OTHER_KEY}x"})
+        import structlog
+
+        structlog.get_logger("t").warning(
+            "leak_attempt", detail=f"key {provider_key} and Bearer {TEST_KEY}", api_key=TEST_KEY
+        )
+    out = capsys.readouterr().err
+    assert provider_key not in out and TEST_KEY not in out and OTHER_KEY not in out
+    lines = _lines(out)
+    requests = [ln for ln in lines if ln["event"] == "request"]
+    assert len(requests) == 2  # exactly one line per request
+    create = requests[0]
+    assert create["route"] == "/v1/music/generate" and create["status"] == 200
+    assert create["request_id"] == r.headers["x-request-id"]
+    assert create["model"] == "echo/v1" and create["provider"] == "echo"
+    assert create["key_id"].startswith("key_") and "upstream_ms" in create
+    leak = next(ln for ln in lines if ln["event"] == "leak_attempt")
+    assert leak["api_key"] == "[REDACTED]"
+    assert "[REDACTED]" in leak["detail"]
+
+
+async def test_callback_token_not_logged(
+    make_settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(
+        make_settings(GATEWAY_PUBLIC_URL="https://gw.example"), providers=[EchoProvider()]
+    )
+    async with app_client(app) as client:
+        job = (
+            await client.post("/v1/music/generate", json={"model": "echo/v1", "prompt": "x"})
+        ).json()
+        token = (await app.state.store.get_job(job["id"])).callback_token
+        await client.post(f"/v1/callbacks/echo/{job['id']}/{token}", content=b'{"step": 1}')
+    out = capsys.readouterr().err
+    assert token not in out
+    assert any(ln.get("route") == "/v1/callbacks/{provider}/{job_id}/{token}" for ln in _lines(out))
+
+
+def test_redact_scrubs_bearer_tokens() -> None:
+    assert redact("Authorization: Bearer abc.def-123") == "Authorization: Bearer [REDACTED]"

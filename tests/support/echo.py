@@ -1,0 +1,156 @@
+"""A test-only provider, in-process, proving the core works with any provider.
+
+It has one song model ``echo/v1`` and one instrumental ``echo/i1``. A job advances one
+native step per ``fetch``: ``WAITING`` → ``RUNNING`` → ``DONE`` (or ``BROKEN`` when the
+``echo {"fail": true}`` option is set, or ``MYSTERY`` — an unknown status — with
+``{"mystery": true}``). Every call is counted so tests can assert upstream traffic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import msgspec
+
+from providers.base import (
+    JobError,
+    JobRef,
+    ModelSpec,
+    Output,
+    RequestRejected,
+    Snapshot,
+    Submission,
+    SubmitRequest,
+    UpstreamRateLimited,
+)
+
+MODELS = (
+    ModelSpec(
+        id="echo/v1",
+        provider="echo",
+        native_model="v1",
+        kind="song",
+        supports=frozenset({"prompt", "lyrics", "title", "style", "duration", "format"}),
+    ),
+    ModelSpec(
+        id="echo/i1",
+        provider="echo",
+        native_model="i1",
+        kind="instrumental",
+        supports=frozenset({"prompt", "instrumental", "format"}),
+    ),
+)
+
+STATUS_MAP = {
+    "WAITING": "queued",
+    "RUNNING": "in_progress",
+    "DONE": "completed",
+    "BROKEN": "failed",
+}
+
+
+class EchoOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    fail: bool = False
+    mystery: bool = False
+    steps: int = 2
+
+
+class EchoProvider:
+    name = "echo"
+    models = MODELS
+    options_type = EchoOptions
+
+    def __init__(self, configured: bool = True) -> None:
+        self._configured = configured
+        self._ids = itertools.count(1)
+        self.calls: dict[str, int] = {"submit": 0, "fetch": 0, "callback": 0}
+        self.rate_limited = False
+        self.closed = False
+
+    @property
+    def configured(self) -> bool:
+        return self._configured
+
+    def check(self, req: SubmitRequest) -> None:
+        if req.model.kind == "instrumental" and req.instrumental is False:
+            raise RequestRejected(
+                "unsupported_parameter", "i1 is instrumental only", "instrumental"
+            )
+
+    async def submit(self, req: SubmitRequest) -> Submission:
+        self.calls["submit"] += 1
+        if self.rate_limited:
+            raise UpstreamRateLimited("slow down", provider="echo", retry_after=7)
+        opts = req.options or EchoOptions()
+        native = f"echo-{next(self._ids)}"
+        state = {
+            "step": 0,
+            "steps": opts.steps,
+            "fail": opts.fail,
+            "mystery": opts.mystery,
+            "title": req.title or "Echo",
+            "callback": req.callback.url if req.callback else None,
+        }
+        return Submission(
+            native_id=native,
+            native_ids=[native],
+            snapshot=Snapshot(status="queued", native_status="WAITING", progress=0, state=state),
+        )
+
+    def _snapshot(self, state: dict, native_id: str, fmt: str) -> Snapshot:
+        step = state["step"]
+        if step < state["steps"]:
+            word = "WAITING" if step == 0 else "RUNNING"
+        elif state["mystery"]:
+            word = "MYSTERY"
+        else:
+            word = "BROKEN" if state["fail"] else "DONE"
+        status = STATUS_MAP.get(word, "in_progress")  # unknown: never completed
+        outputs = []
+        if word == "DONE":
+            outputs = [
+                Output(
+                    index=0,
+                    id=native_id,
+                    audio_url=f"https://echo.test/{native_id}.{fmt}",
+                    title=state["title"],
+                    duration=3.5,
+                )
+            ]
+        error = (
+            JobError(code="generation_failed", message="echo broke", native_status=word)
+            if word == "BROKEN"
+            else None
+        )
+        return Snapshot(
+            status=status,
+            native_status=word,
+            progress=min(100, step * 50),
+            outputs=outputs,
+            error=error,
+            state=state,
+        )
+
+    async def fetch(self, job: JobRef) -> Snapshot:
+        self.calls["fetch"] += 1
+        state = dict(job.last.state)
+        state["step"] += 1
+        return self._snapshot(state, job.native_id, job.format)
+
+    async def callback(self, job: JobRef, body: bytes) -> Snapshot:
+        self.calls["callback"] += 1
+        try:
+            payload = msgspec.json.decode(body, type=dict)
+        except msgspec.DecodeError as exc:
+            raise ValueError(str(exc)) from exc
+        state = dict(job.last.state)
+        state["step"] = max(state["step"], int(payload.get("step", 0)))
+        return self._snapshot(state, job.native_id, job.format)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def create(env: Mapping[str, str]) -> EchoProvider:
+    return EchoProvider(configured=bool(env.get("ECHO_KEY", "x")))
