@@ -21,6 +21,7 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Server
@@ -142,7 +143,8 @@ class GatewayPlugin(InitPluginProtocol):
             ready,
         ]
         app_config.dependencies["jobs"] = Provide(_jobs, sync_to_thread=False)
-        app_config.middleware = [BearerAuthMiddleware, *app_config.middleware]
+        auth = DefineMiddleware(BearerAuthMiddleware, exclude=["^/docs"])
+        app_config.middleware = [auth, *app_config.middleware]
         app_config.exception_handlers = {**EXCEPTION_HANDLERS, **app_config.exception_handlers}
         app_config.lifespan = [*app_config.lifespan, self.lifespan]
         app_config.openapi_config = openapi_config()

@@ -10,6 +10,7 @@ import msgspec
 
 from gateway.app import create_app
 from gateway.store import JobRecord
+from providers.base import UpstreamError
 from tests.conftest import TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 
@@ -86,6 +87,21 @@ async def test_unknown_native_status_is_never_completed(
         assert r["status"] == "in_progress"
         assert r["usage"] is None
     assert echo.calls["fetch"] == 4
+
+
+async def test_failed_poll_answers_last_known_state(
+    echo_client: httpx.AsyncClient, echo: EchoProvider
+) -> None:
+    job = await _create(echo_client)
+    echo.fetch_error = UpstreamError("boom", provider="echo", native_status=503)
+    r = await echo_client.get(f"{URL}/{job['id']}")
+    assert r.status_code == 200
+    assert r.headers["x-gateway-stale"] == "true"
+    assert r.json()["status"] == "queued" and r.json()["id"] == job["id"]
+    echo.fetch_error = None
+    r = await echo_client.get(f"{URL}/{job['id']}")
+    assert "x-gateway-stale" not in r.headers
+    assert r.json()["status"] == "in_progress"
 
 
 async def test_upstream_error_on_create_maps_and_is_stored(

@@ -76,3 +76,12 @@ def test_request_schema_has_native_blocks_and_error_envelope(live: dict) -> None
     assert "BearerAuth" in live["components"]["securitySchemes"]
     text = json.dumps(live)
     assert "sk-" not in text and "mgw_" not in text
+
+
+async def test_interactive_docs_page(echo_client) -> None:  # type: ignore[no-untyped-def]
+    r = await echo_client.get("/docs", headers={"Authorization": ""})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert "/docs/openapi.json" in r.text
+    spec = await echo_client.get("/docs/openapi.json", headers={"Authorization": ""})
+    assert spec.status_code == 200 and spec.json()["info"]["title"] == "Music Gateway API"

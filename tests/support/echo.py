@@ -66,6 +66,7 @@ class EchoProvider:
         self._ids = itertools.count(1)
         self.calls: dict[str, int] = {"submit": 0, "fetch": 0, "callback": 0}
         self.rate_limited = False
+        self.fetch_error: Exception | None = None
         self.closed = False
 
     @property
@@ -134,6 +135,8 @@ class EchoProvider:
 
     async def fetch(self, job: JobRef) -> Snapshot:
         self.calls["fetch"] += 1
+        if self.fetch_error is not None:
+            raise self.fetch_error
         state = dict(job.last.state)
         state["step"] += 1
         return self._snapshot(state, job.native_id, job.format)

@@ -1,0 +1,51 @@
+"""`music-gateway serve` as a newcomer runs it: embedded Redis, real HTTP, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from gateway.redis_embedded import EmbeddedRedis
+from tests.support.servers import free_port
+
+
+def test_serve_with_embedded_redis_and_clean_stop(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "GATEWAY_API_KEYS"}
+    } | {"GATEWAY_DATA_DIR": str(data), "GATEWAY_API_KEYS": "sk-serve-test-1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "gateway did not become ready"
+            time.sleep(0.1)
+        r = httpx.get(base + "/v1/models", headers={"Authorization": "Bearer sk-serve-test-1"})
+        assert r.status_code == 200 and len(r.json()["data"]) == 11
+        assert EmbeddedRedis(data)._ready()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    # Nothing left running: the embedded Redis went down with the gateway.
+    assert not EmbeddedRedis(data)._ready()
