@@ -31,10 +31,18 @@ from redis.exceptions import RedisError
 
 from gateway import __version__
 from gateway.auth import BearerAuthMiddleware
-from gateway.controllers import health, list_models, music_handlers, provider_callback, ready
+from gateway.controllers import (
+    health,
+    list_models,
+    metrics_endpoint,
+    music_handlers,
+    provider_callback,
+    ready,
+)
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.jobs import JobService
 from gateway.log import RequestContextMiddleware, configure_logging
+from gateway.metrics import Metrics
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.schemas import build_request_type
 from gateway.settings import Settings, get_settings
@@ -79,6 +87,7 @@ class GatewayPlugin(InitPluginProtocol):
         self.settings = settings
         self.providers = providers if providers is not None else create_providers(settings.env)
         self.request_type = build_request_type(self.providers)
+        self.metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
@@ -96,7 +105,7 @@ class GatewayPlugin(InitPluginProtocol):
         )
         store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
         app.state.store = store
-        app.state.jobs = JobService(store, self.providers, s)
+        app.state.jobs = JobService(store, self.providers, s, self.metrics)
         seeding: asyncio.Task[None] | None = None
         try:
             await self._seed_once(store)
@@ -141,8 +150,10 @@ class GatewayPlugin(InitPluginProtocol):
             provider_callback,
             health,
             ready,
+            metrics_endpoint,
         ]
         app_config.dependencies["jobs"] = Provide(_jobs, sync_to_thread=False)
+        app_config.state["metrics"] = self.metrics
         auth = DefineMiddleware(BearerAuthMiddleware, exclude=["^/docs"])
         app_config.middleware = [auth, *app_config.middleware]
         app_config.exception_handlers = {**EXCEPTION_HANDLERS, **app_config.exception_handlers}
@@ -161,7 +172,7 @@ class GatewayApp(Litestar):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._outer = RequestContextMiddleware(super().__call__)
+        self._outer = RequestContextMiddleware(super().__call__, self.state.metrics.request)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._outer(scope, receive, send)

@@ -16,6 +16,8 @@ from litestar.params import FromPath, JSONBody, PathParameter
 
 from gateway.errors import INTERNAL_ERROR_DOC, error_responses_doc, error_spec
 from gateway.jobs import JobService, to_public
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.metrics import Metrics
 from gateway.schemas import (
     CallbackAck,
     Health,
@@ -189,3 +191,19 @@ async def ready(jobs: Jobs) -> Response[Readiness]:
         },
     )
     return Response(body, status_code=200 if redis_ok else 503)
+
+
+@get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    tags=["Operations"],
+    opt=_PUBLIC,
+    media_type="text/plain",
+    responses=INTERNAL_ERROR_DOC,
+)
+async def metrics_endpoint(state: State) -> Response[bytes]:
+    """Request, upstream, job, callback and webhook counters and latency histograms, in
+    the Prometheus text format. No authentication: expose it on an internal network."""
+    metrics: Metrics = state.metrics
+    return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)

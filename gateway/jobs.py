@@ -22,6 +22,7 @@ from ulid import ULID
 
 from gateway.errors import InvalidRequest, NotFound, ServiceUnavailable
 from gateway.log import bind
+from gateway.metrics import Metrics
 from gateway.schemas import JobErrorInfo, MusicJob, OutputItem, Usage
 from gateway.settings import Settings
 from gateway.store import JobRecord, Store
@@ -161,9 +162,16 @@ def job_ref(record: JobRecord, spec: ModelSpec) -> JobRef:
 
 
 class JobService:
-    def __init__(self, store: Store, providers: list[Provider], settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        providers: list[Provider],
+        settings: Settings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.providers = {p.name: p for p in providers}
         self.catalog: dict[str, ModelSpec] = {m.id: m for p in providers for m in p.models}
         self._inflight: dict[str, asyncio.Task[tuple[JobRecord, bool]]] = {}
@@ -253,10 +261,13 @@ class JobService:
         )
         # The record exists before the upstream call: no job is ever lost in between.
         await self.store.put_job(record)
+        self.metrics.jobs_created.labels(spec.provider).inc()
         started = time.perf_counter()
         try:
-            submission = await provider.submit(submit)
+            with self.metrics.upstream(spec.provider, "submit"):
+                submission = await provider.submit(submit)
         except ProviderError as exc:
+            self.metrics.job_finished(spec.provider, "failed")
             error = JobError(code=exc.code, message=exc.message)
             await self.store.put_job(
                 msgspec.structs.replace(
@@ -274,6 +285,8 @@ class JobService:
 
         stored = await self.store.update_job(job_id, apply)
         assert stored is not None
+        if is_final(stored.status):
+            self.metrics.job_finished(spec.provider, stored.status)
         bind(job_id=job_id)
         return stored
 
@@ -316,7 +329,8 @@ class JobService:
             return record, False
         started = time.perf_counter()
         try:
-            snap = await provider.fetch(job_ref(record, spec))
+            with self.metrics.upstream(record.provider, "fetch"):
+                snap = await provider.fetch(job_ref(record, spec))
         except ProviderError as exc:
             log.warning(
                 "refresh_failed",
@@ -346,18 +360,24 @@ class JobService:
             or not record.callback_token
             or not hmac.compare_digest(record.callback_token.encode(), token.encode())
         ):
+            label = provider_name if provider is not None else "unknown"
+            self.metrics.callbacks.labels(label, "rejected").inc()
             raise NotFound("No such callback.")
         spec = self.catalog[record.model]
         bind(job_id=job_id, provider=provider_name)
         for _ in range(20):
             try:
-                snap = await provider.callback(job_ref(record, spec), body)
+                with self.metrics.upstream(provider_name, "callback"):
+                    snap = await provider.callback(job_ref(record, spec), body)
             except ValueError as exc:
+                self.metrics.callbacks.labels(provider_name, "rejected").inc()
                 raise InvalidRequest(
                     f"Unreadable callback body: {exc}", code="invalid_callback"
                 ) from exc
             try:
-                return await self._store_snapshot(record, snap)
+                updated = await self._store_snapshot(record, snap)
+                self.metrics.callbacks.labels(provider_name, "applied").inc()
+                return updated
             except _Conflict as conflict:  # another update landed first: apply on top of it
                 record = conflict.current
         raise ServiceUnavailable("Job busy; retry the callback.", code="job_busy")
@@ -372,7 +392,11 @@ class JobService:
             return merge_snapshot(current, snap, time.time())
 
         updated = await self.store.update_job(record.id, apply)
-        return updated or record
+        if updated is None:
+            return record
+        if is_final(updated.status) and not is_final(record.status):
+            self.metrics.job_finished(updated.provider, updated.status)
+        return updated
 
 
 class _Conflict(Exception):

@@ -18,7 +18,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -101,8 +101,11 @@ _access = structlog.get_logger("gateway.access")
 class RequestContextMiddleware:
     """Request id in, ``X-Request-ID`` out, contextvars per request, one log line each."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, observe: Callable[[str, str, int, float], None] | None = None
+    ) -> None:
         self.app = app
+        self.observe = observe  # (route template, method, status, seconds), e.g. metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,14 +133,19 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("path_template") or scope.get("path", "")
+            elapsed = time.perf_counter() - started
+            # The template, never the raw path: paths carry ids and callback tokens.
+            route = scope.get("path_template") or "<unmatched>"
+            method = scope.get("method", "")
             _access.info(
                 "request",
                 request_id=rid,
-                method=scope.get("method"),
+                method=method,
                 route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
+            if self.observe is not None:
+                self.observe(route, method, status, elapsed)
             structlog.contextvars.clear_contextvars()
             _request_id.reset(token)

@@ -185,3 +185,35 @@ async def test_callbacks_need_the_job_token(make_settings: Any) -> None:
         final = (await client.get(f"{URL}/{job['id']}")).json()
         assert final["status"] == "completed" and final["output"][0]["audio_url"]
         assert echo.calls["fetch"] == 0  # everything came from callbacks
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} ") or (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_count(echo_client: httpx.AsyncClient, echo: EchoProvider) -> None:
+    job = await _create(echo_client)
+    for _ in range(2):
+        await echo_client.get(f"{URL}/{job['id']}")
+    await echo_client.get("/v1/music/generate/mus_missing")
+    r = await echo_client.get("/metrics", headers={"Authorization": ""})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    route = "/v1/music/generate/{music_id}"
+    assert _metric(text, "gateway_http_requests_total", route=route, method="GET", status="200") == 2
+    assert _metric(text, "gateway_http_requests_total", route=route, method="GET", status="404") == 1
+    assert _metric(text, "gateway_jobs_created_total", provider="echo") == 1
+    assert _metric(text, "gateway_jobs_finished_total", provider="echo", status="completed") == 1
+    assert _metric(
+        text, "gateway_upstream_calls_total", provider="echo", operation="fetch", outcome="ok"
+    ) == 2
+    assert _metric(
+        text, "gateway_upstream_calls_total", provider="echo", operation="submit", outcome="ok"
+    ) == 1
+    assert "gateway_http_request_duration_seconds_bucket" in text
+    assert "gateway_upstream_call_duration_seconds_bucket" in text
+    assert "mus_missing" not in text  # route templates only: no ids in labels

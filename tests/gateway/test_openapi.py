@@ -42,7 +42,8 @@ def test_every_operation_is_documented(live: dict) -> None:
         assert op.get("summary"), where
         assert op.get("description"), where
         ok = op["responses"].get("200") or op["responses"].get("201")
-        assert ok and ok["content"]["application/json"]["schema"], where
+        media = "text/plain" if path == "/metrics" else "application/json"
+        assert ok and ok["content"][media]["schema"], where
         if method == "post":
             assert op["requestBody"]["content"]["application/json"]["schema"], where
         errors = [code for code in op["responses"] if code.startswith(("4", "5"))]
