@@ -57,6 +57,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian as Server
     from granian.constants import Interfaces
 
+    from gateway.demo import start_demo
+
+    # Providers without credentials are stood in for by their simulators (first run).
+    demo = start_demo(os.environ, port=args.port, data_dir=Settings.from_env().data_dir)
     settings = Settings.from_env()
     embedded = None
     if settings.redis_url is None:
@@ -64,6 +68,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         embedded = EmbeddedRedis(settings.data_dir)
         os.environ["REDIS_URL"] = embedded.start()
         print(f"embedded Redis at {os.environ['REDIS_URL']}", file=sys.stderr)
+    host = "127.0.0.1" if args.host in {"0.0.0.0", "::"} else args.host  # noqa: S104
+    print(demo.banner(f"http://{host}:{args.port}"), file=sys.stderr, flush=True)
     try:
         Server(
             "gateway.asgi:app",
@@ -74,6 +80,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_access=False,
         ).serve()
     finally:
+        demo.stop()
         if embedded is not None:
             embedded.stop()
     return 0

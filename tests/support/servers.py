@@ -9,38 +9,19 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
+from gateway.demo import ThreadedServer, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "serve"]
 
 
 @contextlib.contextmanager
 def serve(app: Any, port: int | None = None) -> Iterator[str]:
     """Run ``app`` on 127.0.0.1 in a background thread; yield its base URL; stop it."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
+    server = ThreadedServer(app, port)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.start()
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.stop()

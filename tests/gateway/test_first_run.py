@@ -1,0 +1,103 @@
+"""The README's first run: `music-gateway serve` on embedded defaults, simulators and all.
+
+Starts the real console script as a subprocess with no Redis URL, no client key and no
+provider credentials, follows the printed curl example to a completed job with audio
+bytes for both providers, then Ctrl-C: nothing may be left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from gateway.redis_embedded import EmbeddedRedis
+from tests.support.servers import free_port
+
+SCRIPT = Path(sys.executable).parent / "music-gateway"
+STRIP = {"REDIS_URL", "GATEWAY_API_KEYS", "MUSICGPT_API_KEY", "USEAPI_TOKEN", "GATEWAY_PUBLIC_URL"}
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_first_run_reaches_playable_audio_and_stops_clean(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in STRIP}
+    env["GATEWAY_DATA_DIR"] = str(tmp_path / ".data")
+    proc = subprocess.Popen(
+        [str(SCRIPT), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
+    reader.daemon = True
+    reader.start()
+    started = time.monotonic()
+    try:
+        while not any("Ctrl-C stops everything" in ln for ln in lines):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() - started < 30, "".join(lines)
+            time.sleep(0.05)
+        out = "".join(lines)
+        key = re.search(r"API key: (\S+)", out).group(1)
+        curl = next(ln for ln in lines if "curl -s" in ln and "-d '" in ln)
+        url = re.search(r"curl -s (\S+)", curl).group(1)
+        body = json.loads(re.search(r"-d '(.+)'", curl).group(1))
+        sim_ports = [int(p) for p in re.findall(r"at http://127\.0\.0\.1:(\d+)", out)]
+        assert len(sim_ports) == 2
+        headers = {"Authorization": f"Bearer {key}"}
+
+        # The printed example must work as printed (the server may still be warming up).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url.replace("/v1/music/generate", "/ready"), timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        for model in (body["model"], "tempolor/v4.8"):
+            created = httpx.post(url, json={**body, "model": model}, headers=headers)
+            assert created.status_code == 200, created.text + "".join(lines)
+            job = created.json()
+            assert job["status"] in {"queued", "in_progress"}, job
+            while job["status"] not in {"completed", "failed"}:
+                assert time.monotonic() - started < 60, job
+                time.sleep(0.5)
+                job = httpx.get(f"{url}/{job['id']}", headers=headers).json()
+            assert job["status"] == "completed", job
+            for output in job["output"]:
+                audio = httpx.get(output["audio_url"])
+                assert audio.status_code == 200
+                assert audio.content[:3] in {b"ID3", b"\xff\xfb\x90"} or audio.content[:4] == b"RIFF"
+        assert time.monotonic() - started < 60  # a newcomer's first minute
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.returncode == 0, "".join(lines)
+    assert not _listening(port)
+    for p in sim_ports:
+        assert not _listening(p)
+    assert not EmbeddedRedis(tmp_path / ".data")._ready()
