@@ -1,0 +1,167 @@
+"""TemPolor through useapi.net: the ``Provider`` the gateway routes ``tempolor/*`` models to.
+
+Build it from the environment (no network I/O at construction)::
+
+    provider = providers.tempolor.create(os.environ)
+    sub = await provider.submit(req)            # POST /tempolor/music/{song|instrumental}
+    snap = await provider.fetch(job_ref)        # GET /tempolor/music/{id} (+ /download/{id})
+    await provider.aclose()
+
+Environment: ``USEAPI_TOKEN`` (the credential; ``configured`` iff set), ``USEAPI_BASE_URL``
+(default ``https://api.useapi.net/v1``), and optional ``USEAPI_CONNECT_TIMEOUT`` (5 s),
+``USEAPI_READ_TIMEOUT`` (30 s), ``USEAPI_WRITE_TIMEOUT`` (10 s), ``USEAPI_POOL_TIMEOUT``
+(5 s), ``USEAPI_DEFAULT_URL_TTL`` (300 s: the lifetime assumed for a download URL whose
+``remainSeconds`` is missing or 0).
+
+"Completed means playable": after native status ``30`` the provider fetches the download
+URL in the same ``fetch`` (or ``callback``); a 404 from the download endpoint right after
+completion means "not ready yet" and the job stays in_progress. Once completed, ``fetch``
+only renews download URLs (``Snapshot.refresh_after`` says when), never the status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+import httpx
+import structlog
+
+from providers.base import (
+    JobRef,
+    ProviderError,
+    Snapshot,
+    Submission,
+    SubmitRequest,
+    UpstreamNotFound,
+    UpstreamRejected,
+)
+from providers.tempolor import mapping, validation
+from providers.tempolor.catalog import MODELS, TemPolorOptions
+from providers.tempolor.client import DEFAULT_BASE_URL, UseapiClient
+from providers.tempolor.schemas import NativeJob
+
+__all__ = ["TemPolorProvider", "create"]
+
+log = structlog.get_logger(__name__)
+
+
+class TemPolorProvider:
+    """The ``providers.base.Provider`` for TemPolor (useapi.net)."""
+
+    name = "tempolor"
+    models = MODELS
+    options_type = TemPolorOptions
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: httpx.Timeout | None = None,
+        default_url_ttl: float = mapping.DEFAULT_URL_TTL,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._token = token
+        self._default_ttl = default_url_ttl
+        self._client = UseapiClient(
+            token=token, base_url=base_url, timeout=timeout, transport=transport
+        )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._token)
+
+    def check(self, req: SubmitRequest) -> None:
+        validation.check(req)
+
+    async def submit(self, req: SubmitRequest) -> Submission:
+        validation.check(req)
+        endpoint, body = mapping.to_native(req)
+        raw = await self._client.create(endpoint, mapping.encode(body))
+        native_ids = mapping.decode_create(raw)
+        log.info("tempolor_submitted", model=req.model.id, native_ids=native_ids)
+        return mapping.from_create(native_ids)
+
+    async def fetch(self, job: JobRef) -> Snapshot:
+        jobs = mapping.load_jobs(job.last.state, job.native_ids)
+        results = await asyncio.gather(
+            *(self._refresh(j, job.format) for j in jobs), return_exceptions=True
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return mapping.to_snapshot([r for r in results if isinstance(r, NativeJob)])
+
+    async def callback(self, job: JobRef, body: bytes) -> Snapshot:
+        view = mapping.decode_callback(body)
+        target = view.job_id or (job.native_ids[0] if len(job.native_ids) == 1 else None)
+        if target not in job.native_ids:
+            raise ValueError("callback names no native job of this gateway job")
+        if view.replyRef and not view.replyRef.startswith(f"{job.job_id}:"):
+            raise ValueError("callback replyRef belongs to another job")
+        jobs = mapping.load_jobs(job.last.state, job.native_ids)
+        i = job.native_ids.index(target)
+        jobs[i] = mapping.merge_status(jobs[i], view)
+        if mapping.needs_download(jobs[i], time.time()):
+            try:
+                jobs[i] = await self._download(jobs[i], job.format)
+            except ProviderError as exc:  # the next fetch tries again
+                log.warning("tempolor_callback_download_failed", native_id=target, error=str(exc))
+        return mapping.to_snapshot(jobs)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _refresh(self, j: NativeJob, file_format: str) -> NativeJob:
+        if mapping.needs_status(j):
+            j = mapping.merge_status(j, mapping.decode_status(await self._client.status(j.id)))
+        if mapping.needs_download(j, time.time()):
+            j = await self._download(j, file_format)
+        return j
+
+    async def _download(self, j: NativeJob, file_format: str) -> NativeJob:
+        try:
+            raw = await self._client.download(j.id, file_format)
+        except UpstreamNotFound:  # ref: 404 for a few seconds right after COMPLETED
+            log.info("tempolor_download_not_ready", native_id=j.id)
+            return mapping.apply_download(j, None, file_format, time.time(), self._default_ttl)
+        except UpstreamRejected as exc:
+            if "not completed" not in exc.message.lower():
+                raise
+            return mapping.apply_download(j, None, file_format, time.time(), self._default_ttl)
+        view = mapping.decode_download(raw)
+        return mapping.apply_download(j, view, file_format, time.time(), self._default_ttl)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def create(
+    env: Mapping[str, str], *, transport: httpx.AsyncBaseTransport | None = None
+) -> TemPolorProvider:
+    """Build the provider from environment names (see the module docstring)."""
+    timeout = httpx.Timeout(
+        connect=_seconds(env, "USEAPI_CONNECT_TIMEOUT", 5.0),
+        read=_seconds(env, "USEAPI_READ_TIMEOUT", 30.0),
+        write=_seconds(env, "USEAPI_WRITE_TIMEOUT", 10.0),
+        pool=_seconds(env, "USEAPI_POOL_TIMEOUT", 5.0),
+    )
+    return TemPolorProvider(
+        token=(env.get("USEAPI_TOKEN") or "").strip(),
+        base_url=(env.get("USEAPI_BASE_URL") or "").strip() or DEFAULT_BASE_URL,
+        timeout=timeout,
+        default_url_ttl=_seconds(env, "USEAPI_DEFAULT_URL_TTL", mapping.DEFAULT_URL_TTL),
+        transport=transport,
+    )
