@@ -24,8 +24,10 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme, Server
-from litestar.plugins import InitPluginProtocol
+from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme, Server
+from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
+from litestar.utils.typing import make_non_optional_union
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -44,7 +46,7 @@ from gateway.jobs import JobService
 from gateway.log import RequestContextMiddleware, configure_logging
 from gateway.metrics import Metrics
 from gateway.redis_embedded import EmbeddedRedis
-from gateway.schemas import build_request_type
+from gateway.schemas import RESPONSE_TYPES, build_request_type
 from gateway.settings import Settings, get_settings
 from gateway.store import Store
 from providers.base import Provider
@@ -78,6 +80,44 @@ def openapi_config() -> OpenAPIConfig:
         use_handler_docstrings=True,
         create_examples=False,
     )
+
+
+class NullableLiteralSchema(OpenAPISchemaPlugin):
+    """``Literal[...] | None`` as ``oneOf: [{enum: [...]}, {type: null}]``.
+
+    Litestar's own rendering (``type: [null, string]`` with ``null`` among the ``enum``
+    values) makes openapi-python-client emit three enum classes for one field.
+    """
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        inner = field_definition.inner_types or ()
+        return (
+            field_definition.is_optional
+            and not field_definition.is_literal
+            and all(t.is_literal or t.is_none_type for t in inner)
+        )
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        values = FieldDefinition.from_annotation(
+            make_non_optional_union(field_definition.annotation)
+        )
+        return Schema(
+            one_of=[schema_creator.for_field_definition(values), Schema(type=OpenAPIType.NULL)]
+        )
+
+
+class ResponseStructSchema(OpenAPISchemaPlugin):
+    """Every field of a response type is required: msgspec always writes it."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return not field_definition.is_union and field_definition.annotation in RESPONSE_TYPES
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        from litestar._openapi.schema_generation.plugins import StructSchemaPlugin
+
+        schema = StructSchemaPlugin().to_openapi_schema(field_definition, schema_creator)
+        schema.required = sorted(schema.properties or {})
+        return schema
 
 
 class GatewayPlugin(InitPluginProtocol):
@@ -185,4 +225,5 @@ def create_app(
     settings = settings or get_settings()
     # Litestar 2.25 reads the body limit from the constructor, not from AppConfig.
     kwargs.setdefault("request_max_body_size", settings.max_body_bytes)
-    return GatewayApp(plugins=[GatewayPlugin(settings, providers)], **kwargs)
+    schema_plugins = [NullableLiteralSchema(), ResponseStructSchema()]  # before Litestar's
+    return GatewayApp(plugins=[GatewayPlugin(settings, providers), *schema_plugins], **kwargs)

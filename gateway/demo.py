@@ -105,8 +105,17 @@ def _demo_key(data_dir: Path) -> str:
 
 
 def start_demo(env: MutableMapping[str, str], *, port: int, data_dir: Path) -> Demo:
-    """Start simulators for providers without credentials; update ``env`` to use them."""
+    """Start simulators for providers without credentials; update ``env`` to use them.
+
+    ``GATEWAY_SIMULATORS=off`` (set in the container image) starts none: a provider
+    without credentials then stays unconfigured (503 ``provider_not_configured``).
+    """
     demo = Demo()
+    mode = (env.get("GATEWAY_SIMULATORS") or "auto").strip().lower()
+    if mode not in {"auto", "off"}:
+        raise ValueError("GATEWAY_SIMULATORS must be auto or off")
+    if mode == "off":
+        return demo
     for name, sim in SIMULATORS.items():
         if env.get(sim.credential):
             continue  # real credentials: the real provider, no simulator

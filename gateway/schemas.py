@@ -79,7 +79,11 @@ BASE_REQUEST_FIELDS: list[tuple[str, Any, Any]] = [
         "webhook_url",
         Annotated[
             str,
-            msgspec.Meta(max_length=MAX_URL, description="Where to POST status changes."),
+            msgspec.Meta(
+                max_length=MAX_URL,
+                description="Stored with the job. Delivery of status changes to it is not"
+                " implemented yet: poll the job (or see the README).",
+            ),
         ]
         | None,
         None,
@@ -196,3 +200,20 @@ class Readiness(msgspec.Struct, kw_only=True):
 class CallbackAck(msgspec.Struct, kw_only=True):
     ok: bool = True
     status: Status
+
+
+#: Types the gateway only ever sends. msgspec writes every field of them (``null`` when
+#: empty), so the OpenAPI document lists every field as required and generated clients
+#: need not handle an absent key. (``ErrorResponse`` omits empty fields: not listed.)
+RESPONSE_TYPES: tuple[type[msgspec.Struct], ...] = (
+    MusicJob,
+    OutputItem,
+    Usage,
+    JobErrorInfo,
+    ModelInfo,
+    ModelList,
+    Health,
+    ProviderReadiness,
+    Readiness,
+    CallbackAck,
+)

@@ -101,3 +101,21 @@ def test_first_run_reaches_playable_audio_and_stops_clean(tmp_path: Path) -> Non
     for p in sim_ports:
         assert not _listening(p)
     assert not EmbeddedRedis(tmp_path / ".data")._ready()
+
+
+def test_simulators_only_for_providers_without_keys(tmp_path: Path) -> None:
+    from gateway.demo import start_demo
+
+    env = {"MUSICGPT_API_KEY": "real-key-123456", "GATEWAY_API_KEYS": "sk-mine"}
+    demo = start_demo(env, port=8000, data_dir=tmp_path)
+    try:
+        assert list(demo.simulators) == ["tempolor"]
+        assert env["MUSICGPT_API_KEY"] == "real-key-123456" and "MUSICGPT_BASE_URL" not in env
+        assert env["USEAPI_BASE_URL"] == demo.simulators["tempolor"].url + "/v1"
+        assert env["GATEWAY_API_KEYS"] == "sk-mine" and demo.api_key is None
+    finally:
+        demo.stop()
+
+    off = {"GATEWAY_SIMULATORS": "off"}
+    assert start_demo(off, port=8000, data_dir=tmp_path).simulators == {}
+    assert off == {"GATEWAY_SIMULATORS": "off"}
