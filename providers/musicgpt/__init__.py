@@ -1,0 +1,110 @@
+"""The MusicGPT provider: ``create(env)`` builds it for the registry.
+
+Flow (``shared/reference/musicgpt.md``)::
+
+    submit   POST {MUSICGPT_BASE_URL}/v2/MusicAI   -> task_id + conversion_id_1/2 (two songs)
+    fetch    GET  {MUSICGPT_BASE_URL}/v1/byId?conversionType=MUSIC_AI&task_id=...
+    callback one webhook POST per artefact (music_ai, audio_streaming, album cover, lyrics)
+
+Environment: ``MUSICGPT_API_KEY`` (``configured`` iff set), ``MUSICGPT_BASE_URL``
+(default ``https://api.musicgpt.com/api/public``), ``MUSICGPT_CONNECT_TIMEOUT`` (5 s),
+``MUSICGPT_READ_TIMEOUT`` (30 s), ``MUSICGPT_WRITE_TIMEOUT`` (10 s),
+``MUSICGPT_POOL_TIMEOUT`` (5 s), ``MUSICGPT_MAX_CONNECTIONS`` (50).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from providers.base import (
+    JobRef,
+    Provider,
+    RequestRejected,
+    Snapshot,
+    Submission,
+    SubmitRequest,
+    UpstreamError,
+)
+from providers.musicgpt import callbacks, mapping
+from providers.musicgpt.catalog import MODELS, MusicGPTOptions
+from providers.musicgpt.client import ClientSettings, MusicGPTClient
+
+__all__ = ["MusicGPTProvider", "create"]
+
+LYRICS_MAX = 3000  # reference: "lyrics ... max ~3000 chars"
+VOICE_MODEL = "v6"  # reference: "voice_id ... forces model v6"
+
+
+class MusicGPTProvider:
+    name = "musicgpt"
+    models = MODELS
+    options_type = MusicGPTOptions
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self._client = MusicGPTClient(settings)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.api_key)
+
+    def check(self, req: SubmitRequest) -> None:
+        opts = req.options if isinstance(req.options, MusicGPTOptions) else MusicGPTOptions()
+        if not (req.prompt or req.lyrics or req.style):
+            raise RequestRejected(
+                "missing_parameter", "MusicGPT needs a prompt, lyrics or a style", "prompt"
+            )
+        if req.lyrics and len(req.lyrics) > LYRICS_MAX:
+            raise RequestRejected(
+                "invalid_parameter",
+                f"MusicGPT accepts at most {LYRICS_MAX} characters of lyrics",
+                "lyrics",
+            )
+        if req.instrumental and req.lyrics:
+            raise RequestRejected(
+                "invalid_parameter", "an instrumental track cannot have lyrics", "lyrics"
+            )
+        if req.instrumental and opts.vocal_only:
+            raise RequestRejected(
+                "invalid_parameter",
+                "instrumental and musicgpt.vocal_only exclude each other",
+                "musicgpt.vocal_only",
+            )
+        if opts.voice_id and req.model.native_model != VOICE_MODEL:
+            raise RequestRejected(
+                "unsupported_parameter",
+                f"musicgpt.voice_id forces model {VOICE_MODEL}; use musicgpt/{VOICE_MODEL}",
+                "musicgpt.voice_id",
+            )
+
+    async def submit(self, req: SubmitRequest) -> Submission:
+        raw = await self._client.create(mapping.encode(mapping.to_native(req)))
+        try:
+            resp = mapping.decode_create(raw)
+        except ValueError as exc:
+            raise UpstreamError(str(exc), provider=self.name) from None
+        return mapping.from_create(resp, req, time.time())
+
+    async def fetch(self, job: JobRef) -> Snapshot:
+        task_id = job.last.state.get("task_id") or job.native_id
+        if not task_id:  # flagged at create without a task: nothing to ask upstream
+            return job.last
+        raw = await self._client.by_id(task_id)
+        try:
+            resp = mapping.decode_by_id(raw)
+        except ValueError as exc:
+            raise UpstreamError(str(exc), provider=self.name) from None
+        return mapping.apply_by_id(job.last, resp, job.format, time.time())
+
+    async def callback(self, job: JobRef, body: bytes) -> Snapshot:
+        hook = callbacks.decode_webhook(body)
+        return callbacks.apply_webhook(job.last, hook, job.format, time.time())
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def create(env: Mapping[str, str]) -> Provider:
+    """Build the provider from environment names; no network I/O here."""
+    return MusicGPTProvider(ClientSettings.from_env(env))
