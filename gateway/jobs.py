@@ -96,20 +96,7 @@ def merge_snapshot(record: JobRecord, snap: Snapshot, now: float) -> JobRecord:
 
 def to_public(record: JobRecord) -> MusicJob:
     """The AI Stats-compatible job object for a stored record."""
-    outputs = [
-        OutputItem(
-            index=o.index,
-            id=o.id,
-            audio_url=o.audio_url,
-            stream_audio_url=o.stream_audio_url,
-            image_url=o.image_url,
-            title=o.title,
-            tags=o.tags,
-            duration=o.duration,
-            lyrics=o.lyrics,
-        )
-        for o in record.outputs
-    ]
+    outputs = [OutputItem(**msgspec.structs.asdict(o)) for o in record.outputs]
     usage = None
     if record.status == "completed":
         usage = Usage(

@@ -97,9 +97,7 @@ class Metrics:
             raise
         finally:
             self.upstream_calls.labels(provider, operation, outcome).inc()
-            self.upstream_latency.labels(provider, operation).observe(
-                time.perf_counter() - started
-            )
+            self.upstream_latency.labels(provider, operation).observe(time.perf_counter() - started)
 
     def job_finished(self, provider: str, status: str) -> None:
         self.jobs_finished.labels(provider, status).inc()

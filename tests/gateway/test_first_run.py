@@ -87,7 +87,9 @@ def test_first_run_reaches_playable_audio_and_stops_clean(tmp_path: Path) -> Non
             for output in job["output"]:
                 audio = httpx.get(output["audio_url"])
                 assert audio.status_code == 200
-                assert audio.content[:3] in {b"ID3", b"\xff\xfb\x90"} or audio.content[:4] == b"RIFF"
+                assert (
+                    audio.content[:3] in {b"ID3", b"\xff\xfb\x90"} or audio.content[:4] == b"RIFF"
+                )
         assert time.monotonic() - started < 60  # a newcomer's first minute
     finally:
         proc.send_signal(signal.SIGINT)

@@ -204,16 +204,26 @@ async def test_metrics_count(echo_client: httpx.AsyncClient, echo: EchoProvider)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     route = "/v1/music/generate/{music_id}"
-    assert _metric(text, "gateway_http_requests_total", route=route, method="GET", status="200") == 2
-    assert _metric(text, "gateway_http_requests_total", route=route, method="GET", status="404") == 1
+    assert (
+        _metric(text, "gateway_http_requests_total", route=route, method="GET", status="200") == 2
+    )
+    assert (
+        _metric(text, "gateway_http_requests_total", route=route, method="GET", status="404") == 1
+    )
     assert _metric(text, "gateway_jobs_created_total", provider="echo") == 1
     assert _metric(text, "gateway_jobs_finished_total", provider="echo", status="completed") == 1
-    assert _metric(
-        text, "gateway_upstream_calls_total", provider="echo", operation="fetch", outcome="ok"
-    ) == 2
-    assert _metric(
-        text, "gateway_upstream_calls_total", provider="echo", operation="submit", outcome="ok"
-    ) == 1
+    assert (
+        _metric(
+            text, "gateway_upstream_calls_total", provider="echo", operation="fetch", outcome="ok"
+        )
+        == 2
+    )
+    assert (
+        _metric(
+            text, "gateway_upstream_calls_total", provider="echo", operation="submit", outcome="ok"
+        )
+        == 1
+    )
     assert "gateway_http_request_duration_seconds_bucket" in text
     assert "gateway_upstream_call_duration_seconds_bucket" in text
     assert "mus_missing" not in text  # route templates only: no ids in labels

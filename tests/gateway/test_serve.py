@@ -18,9 +18,10 @@ from tests.support.servers import free_port
 def test_serve_with_embedded_redis_and_clean_stop(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "data"
-    env = {
-        k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "GATEWAY_API_KEYS"}
-    } | {"GATEWAY_DATA_DIR": str(data), "GATEWAY_API_KEYS": "sk-serve-test-1"}
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "GATEWAY_API_KEYS"}} | {
+        "GATEWAY_DATA_DIR": str(data),
+        "GATEWAY_API_KEYS": "sk-serve-test-1",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
