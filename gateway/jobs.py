@@ -193,12 +193,6 @@ class JobService:
                     code="unsupported_parameter",
                     param=other,
                 )
-        if not (req.prompt or req.lyrics):
-            raise InvalidRequest(
-                "Give a prompt (or lyrics) to generate from.",
-                code="missing_parameter",
-                param="prompt",
-            )
         submit = SubmitRequest(
             model=spec,
             prompt=req.prompt,

@@ -74,6 +74,8 @@ class EchoProvider:
         return self._configured
 
     def check(self, req: SubmitRequest) -> None:
+        if not (req.prompt or req.lyrics):
+            raise RequestRejected("missing_parameter", "give a prompt or lyrics", "prompt")
         if req.model.kind == "instrumental" and req.instrumental is False:
             raise RequestRejected(
                 "unsupported_parameter", "i1 is instrumental only", "instrumental"
