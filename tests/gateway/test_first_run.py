@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from gateway.redis_embedded import EmbeddedRedis
-from tests.support.servers import free_port
+from tests.support.servers import free_port, interrupt
 
 SCRIPT = Path(sys.executable).parent / "music-gateway"
 STRIP = {"REDIS_URL", "GATEWAY_API_KEYS", "MUSICGPT_API_KEY", "USEAPI_TOKEN", "GATEWAY_PUBLIC_URL"}
@@ -92,12 +91,7 @@ def test_first_run_reaches_playable_audio_and_stops_clean(tmp_path: Path) -> Non
                 )
         assert time.monotonic() - started < 60  # a newcomer's first minute
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        interrupt(proc)
     assert proc.returncode == 0, "".join(lines)
     assert not _listening(port)
     for p in sim_ports:

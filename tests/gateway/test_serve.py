@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from gateway.redis_embedded import EmbeddedRedis
-from tests.support.servers import free_port
+from tests.support.servers import free_port, interrupt
 
 
 def test_serve_with_embedded_redis_and_clean_stop(tmp_path: Path) -> None:
@@ -42,11 +41,6 @@ def test_serve_with_embedded_redis_and_clean_stop(tmp_path: Path) -> None:
         assert r.status_code == 200 and len(r.json()["data"]) == 11
         assert EmbeddedRedis(data)._ready()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        interrupt(proc)
     # Nothing left running: the embedded Redis went down with the gateway.
     assert not EmbeddedRedis(data)._ready()

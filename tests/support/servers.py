@@ -9,12 +9,15 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 from gateway.demo import ThreadedServer, free_port
 
-__all__ = ["free_port", "serve"]
+__all__ = ["free_port", "interrupt", "serve"]
 
 
 @contextlib.contextmanager
@@ -25,3 +28,13 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
+
+
+def interrupt(proc: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """Ctrl-C a server started with ``start_new_session=True``; kill its group if it hangs."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
