@@ -39,6 +39,7 @@ async def download(url: str) -> httpx.Response:
 async def test_job_goes_queued_in_progress_completed_with_two_playable_songs(
     provider: MusicGPTProvider, mg_sim: Sim
 ) -> None:
+    await mg_sim.set(progress_seconds=1.0)  # a window a slow poll cannot miss
     req = request(title="Loopback", style="synth-pop")
     sub = await provider.submit(req)
     assert sub.native_id and sub.native_ids[0] == sub.native_id and len(sub.native_ids) == 3

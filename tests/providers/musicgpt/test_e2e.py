@@ -86,6 +86,8 @@ async def fetch(url: str) -> httpx.Response:
 
 
 async def test_polling_queued_in_progress_completed(make_settings: Any, mg_sim: Sim) -> None:
+    # Phases long enough that a slow first poll (cold start, busy CI) still sees them.
+    await mg_sim.set(queue_seconds=0.3, progress_seconds=1.5)
     async with gateway(make_settings, mg_sim) as client:
         job = await create_job(client, style="synth-pop", metadata={"run": "e2e"})
         assert job["status"] == "queued" and job["provider"] == "musicgpt"

@@ -43,6 +43,7 @@ def test_create_reads_timeouts_and_rejects_bad_values() -> None:
 async def test_song_job_runs_to_completion_with_playable_audio(
     provider: tempolor.TemPolorProvider, sim: Sim
 ) -> None:
+    sim.configure(generate_seconds=1.0)  # a window a slow poll cannot miss
     req = request("tempolor/v4.8", lyrics="[Verse]\nwarm nights")
     sub = await provider.submit(req)
     assert sub.snapshot.status == "queued"

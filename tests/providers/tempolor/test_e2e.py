@@ -77,6 +77,7 @@ def wait(
 
 
 def test_song_to_completion_with_playable_audio(gateway: Gateway, sim: Sim) -> None:
+    sim.configure(generate_seconds=1.5)  # long enough for a slow first poll to see it
     gw = gateway()
     job = generate(gw, model="tempolor/v4.8", prompt="a warm summer anthem", lyrics="la la")
     assert job["object"] == "music" and job["provider"] == "tempolor"
