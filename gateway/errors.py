@@ -197,12 +197,19 @@ def _provider_error(_: Request, exc: ProviderError) -> Response[bytes]:
     return error_response(exc.http_status, exc.code, prefix + exc.message, headers=headers)
 
 
-def _validation_error(request: Request, exc: ValidationException) -> Response[bytes]:
+def _create_body_error(request: Request) -> Response[bytes] | None:
+    """On the create route, explain a rejected body our way (every unknown field, the
+    nested path); None elsewhere or when the body was never read."""
     request_type = request.route_handler.opt.get("request_type")
     raw = ScopeState.from_scope(request.scope).body
-    if request_type is not None and isinstance(raw, bytes):
-        err = body_error(raw, request_type)
-        return _gateway_error(request, err)
+    if request_type is None or not isinstance(raw, bytes):
+        return None
+    return _gateway_error(request, body_error(raw, request_type))
+
+
+def _validation_error(request: Request, exc: ValidationException) -> Response[bytes]:
+    if (ours := _create_body_error(request)) is not None:
+        return ours
     extra = exc.extra if isinstance(exc.extra, list) else []
     param = None
     if extra and isinstance(extra[0], dict):
@@ -217,13 +224,8 @@ def _http_error(request: Request, exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     code = _FRAMEWORK_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
     detail = exc.detail
-    if status == 400 and request.route_handler.opt.get("request_type") is not None:
-        # Litestar's own body parsing failed (e.g. truncated JSON): say it our way.
-        raw = ScopeState.from_scope(request.scope).body
-        if isinstance(raw, bytes):
-            return _gateway_error(
-                request, body_error(raw, request.route_handler.opt["request_type"])
-            )
+    if status == 400 and (ours := _create_body_error(request)) is not None:
+        return ours  # Litestar's own body parsing failed (e.g. truncated JSON)
     if status == 404:
         detail = f"No route for {request.method} {request.url.path}."
     elif status == 405:

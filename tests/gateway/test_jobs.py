@@ -156,7 +156,7 @@ async def test_callbacks_need_the_job_token(make_settings: Any) -> None:
     async with app_client(app) as client:
         job = await _create(client)
         record = await app.state.store.get_job(job["id"])
-        url = echo.calls and (await app.state.store.get_job(job["id"])).state["callback"]
+        url = record.state["callback"]
         assert url == f"https://gw.example/v1/callbacks/echo/{job['id']}/{record.callback_token}"
         path = url.removeprefix("https://gw.example")
         no_auth = {"Authorization": ""}
