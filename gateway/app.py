@@ -6,7 +6,8 @@ Usage::
     app = create_app(Settings.from_env(env), providers=[MyTestProvider()])
 
 The lifespan starts the embedded Redis when ``REDIS_URL`` is unset, opens the Redis
-client, seeds bootstrap keys, and closes every client (providers included) on the way out.
+client, seeds bootstrap keys, runs the webhook outbox and the background refresher, and
+stops them and closes every client (providers included) on the way out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+import msgspec
 import structlog
 from litestar import Litestar
 from litestar.config.app import AppConfig
@@ -28,7 +31,10 @@ from litestar.openapi.spec import Components, OpenAPIType, Schema, SecuritySchem
 from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 from litestar.utils.typing import make_non_optional_union
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from gateway import __version__
@@ -46,13 +52,18 @@ from gateway.jobs import JobService
 from gateway.log import RequestContextMiddleware, configure_logging
 from gateway.metrics import Metrics
 from gateway.redis_embedded import EmbeddedRedis
+from gateway.refresher import Refresher
 from gateway.schemas import RESPONSE_TYPES, build_request_type
 from gateway.settings import Settings, get_settings
 from gateway.store import Store
+from gateway.webhook_url import check_webhook_url
+from gateway.webhooks import WebhookOutbox
 from providers.base import Provider
 from providers.registry import create_providers
 
 log = structlog.get_logger("gateway.app")
+
+REDIS_POOL_SIZE = 256  # connections per process
 
 OPENAPI_DESCRIPTION = """\
 One API in front of several AI music providers, shaped like the AI Stats gateway's music
@@ -120,6 +131,26 @@ class ResponseStructSchema(OpenAPISchemaPlugin):
         return schema
 
 
+class ClosedStructSchema(OpenAPISchemaPlugin):
+    """Inbound Structs that forbid unknown fields say so: ``additionalProperties: false``."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        t = field_definition.annotation
+        return (
+            not field_definition.is_union
+            and isinstance(t, type)
+            and issubclass(t, msgspec.Struct)
+            and t.__struct_config__.forbid_unknown_fields
+        )
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        from litestar._openapi.schema_generation.plugins import StructSchemaPlugin
+
+        schema = StructSchemaPlugin().to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        return schema
+
+
 class GatewayPlugin(InitPluginProtocol):
     """Wires routes, middleware, error handlers, dependencies and the lifespan."""
 
@@ -137,15 +168,47 @@ class GatewayPlugin(InitPluginProtocol):
         if url is None:
             embedded = EmbeddedRedis(s.data_dir)
             url = embedded.start()
-        redis = Redis.from_url(
+
+        # Bounded outages: one immediate retry on a connection error only, never on a
+        # timeout. A pooled connection that died with the server (restart, failover) is
+        # replaced on the spot instead of costing a 503; a refused connection still fails
+        # in milliseconds; a frozen server costs one redis_timeout per command, not the
+        # nested, jittered retries (up to 10) that redis-py's ``Redis()`` defaults allow.
+        # The pool reconnects by itself once Redis answers again.
+        # A blocking pool: a burst beyond max_connections waits (up to redis_timeout) for a
+        # free connection instead of failing at once with MaxConnectionsError.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=REDIS_POOL_SIZE,
+            timeout=s.redis_timeout,
             socket_timeout=s.redis_timeout,
             socket_connect_timeout=s.redis_timeout,
             health_check_interval=30,
+            retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
         )
+        redis = Redis(connection_pool=pool)
         store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
         app.state.store = store
-        app.state.jobs = JobService(store, self.providers, s, self.metrics)
+        jobs = app.state.jobs = JobService(store, self.providers, s, self.metrics)
+        webhook_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False
+        )
+
+        async def url_check(target: str) -> object:  # SSRF guard again at delivery time
+            return await check_webhook_url(target, allow_private=s.webhook_allow_private)
+
+        jobs.outbox = WebhookOutbox(
+            redis,
+            prefix=s.redis_prefix,
+            http=webhook_http,
+            url_check=url_check,
+            schedule=s.webhook_schedule,
+            on_delivery=lambda outcome: self.metrics.webhooks.labels(outcome).inc(),
+        )
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(jobs.outbox.run(stop))]
+        if s.background_refresh:
+            workers.append(asyncio.create_task(Refresher(jobs).run(stop)))
         seeding: asyncio.Task[None] | None = None
         try:
             await self._seed_once(store)
@@ -157,9 +220,15 @@ class GatewayPlugin(InitPluginProtocol):
         finally:
             if seeding is not None:
                 seeding.cancel()
+            stop.set()
+            _, pending = await asyncio.wait(workers, timeout=5)
+            for task in pending:
+                task.cancel()
+            await webhook_http.aclose()
             for provider in self.providers:
                 await provider.aclose()
             await redis.aclose()
+            await pool.aclose()
             if embedded is not None:
                 embedded.stop()
 
@@ -225,5 +294,6 @@ def create_app(
     settings = settings or get_settings()
     # Litestar 2.25 reads the body limit from the constructor, not from AppConfig.
     kwargs.setdefault("request_max_body_size", settings.max_body_bytes)
-    schema_plugins = [NullableLiteralSchema(), ResponseStructSchema()]  # before Litestar's
+    # Ours first: schema plugins are consulted before Litestar's own.
+    schema_plugins = [NullableLiteralSchema(), ResponseStructSchema(), ClosedStructSchema()]
     return GatewayApp(plugins=[GatewayPlugin(settings, providers), *schema_plugins], **kwargs)

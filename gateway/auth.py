@@ -2,7 +2,8 @@
 
 Keys are stored hashed (sha256) in Redis; the lookup is by hash, so no stored secret is
 ever compared byte by byte. Routes marked ``opt={"public": True}`` (health, readiness,
-docs, provider callbacks) skip authentication.
+docs, provider callbacks) skip authentication. An authenticated request then counts
+against its key's requests-per-minute limit (429 ``rate_limited`` with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     """Sets ``request.user`` to the caller's ``KeyRecord``; 401 in our envelope otherwise."""
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        header = connection.headers.get("authorization")
+        header = _authorization(connection.scope["headers"])
         if not header:
             raise Unauthorized(
                 "Missing API key: send 'Authorization: Bearer <key>'.",
@@ -40,4 +41,14 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
                 "Invalid or revoked API key.", headers={"WWW-Authenticate": "Bearer"}
             )
         bind(key_id=record.id)
+        await connection.app.state.jobs.admit(record)  # requests per minute (429)
         return AuthenticationResult(user=record, auth=record.id)
+
+
+def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The first ``Authorization`` value, read from the raw ASGI headers (lower-case
+    names): building Litestar's ``Headers`` costs more than the whole lookup."""
+    for name, value in headers:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return None

@@ -4,8 +4,10 @@ Usage::
 
     music-gateway serve [--host 127.0.0.1] [--port 8000] [--workers 1]
     music-gateway openapi [--output openapi/openapi.json]
-    music-gateway keys create --name NAME      # prints the new key once
+    music-gateway keys create --name NAME [--rpm N] [--max-inflight N]   # key shown once
     music-gateway keys list
+    music-gateway keys limits KEY_ID [--rpm N] [--max-inflight N]  # omitted: default
+    music-gateway keys webhook-secret KEY_ID   # rotates the webhook signing secret, shown once
     music-gateway keys revoke KEY_ID
 
 Without ``REDIS_URL``, every command uses the embedded Redis under ``GATEWAY_DATA_DIR``
@@ -111,9 +113,12 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "create":
 
         async def create(store: Any) -> None:
-            raw, record = await store.create_key(args.name)
+            raw, record = await store.create_key(
+                args.name, rpm=args.rpm, max_inflight=args.max_inflight
+            )
             print(f"id:   {record.id}\nname: {record.name}\nkey:  {raw}")
-            print("Store this key now: it is not shown again.", file=sys.stderr)
+            print(f"webhook signing secret: {record.webhook_secret}")
+            print("Store the key and the secret now: they are not shown again.", file=sys.stderr)
 
         asyncio.run(_with_store(create))
         return 0
@@ -122,9 +127,39 @@ def _cmd_keys(args: argparse.Namespace) -> int:
         async def list_(store: Any) -> None:
             for r in await store.list_keys():
                 state = "revoked" if r.revoked else "active"
-                print(f"{r.id}\t{state}\t{r.created_at}\t{r.name}")
+                rpm = "default" if r.rpm is None else r.rpm
+                inflight = "default" if r.max_inflight is None else r.max_inflight
+                print(
+                    f"{r.id}\t{state}\t{r.created_at}\trpm={rpm}\tmax_inflight={inflight}\t{r.name}"
+                )
 
         asyncio.run(_with_store(list_))
+        return 0
+
+    if args.keys_cmd == "webhook-secret":
+
+        async def rotate(store: Any) -> str | None:
+            return await store.rotate_webhook_secret(args.key_id)
+
+        secret = asyncio.run(_with_store(rotate))
+        if secret is None:
+            print(f"no key {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"webhook signing secret: {secret}")
+        print("Store it now: it is not shown again; the old one stops working.", file=sys.stderr)
+        return 0
+    if args.keys_cmd == "limits":
+
+        async def limits(store: Any) -> Any:
+            return await store.set_key_limits(
+                args.key_id, rpm=args.rpm, max_inflight=args.max_inflight
+            )
+
+        record = asyncio.run(_with_store(limits))
+        if record is None:
+            print(f"no key {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"{record.id}\trpm={record.rpm}\tmax_inflight={record.max_inflight}")
         return 0
 
     async def revoke(store: Any) -> bool:
@@ -135,6 +170,13 @@ def _cmd_keys(args: argparse.Namespace) -> int:
         return 0
     print(f"no key {args.key_id}", file=sys.stderr)
     return 1
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_cmd", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
-    keys_sub.add_parser("list", help="list keys (ids and names, never the keys)")
+    keys_sub.add_parser("list", help="list keys (ids, names and limits, never the keys)")
+    limits = keys_sub.add_parser("limits", help="set a key's own rate limits")
+    limits.add_argument("key_id")
+    for cmd in (create, limits):
+        cmd.add_argument("--rpm", type=_count, help="requests per minute (0: unlimited)")
+        cmd.add_argument("--max-inflight", type=_count, help="jobs in flight (0: unlimited)")
+    rotate = keys_sub.add_parser(
+        "webhook-secret", help="rotate a key's webhook signing secret and print it once"
+    )
+    rotate.add_argument("key_id")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
     keys.set_defaults(func=_cmd_keys)

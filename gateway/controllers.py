@@ -12,15 +12,19 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, PathParameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
+from litestar.response import ServerSentEvent
 
-from gateway.errors import INTERNAL_ERROR_DOC, error_responses_doc, error_spec
+from gateway.errors import INTERNAL_ERROR_DOC, decode_create, error_responses_doc, error_spec
+from gateway.events import job_events
 from gateway.jobs import JobService, to_public
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics
 from gateway.schemas import (
     CallbackAck,
     Health,
+    JobEvent,
     ModelInfo,
     ModelList,
     MusicJob,
@@ -37,6 +41,18 @@ MusicId = Annotated[
     PathParameter(description="The job id returned by POST /v1/music/generate.", max_length=64),
 ]
 Jobs = NamedDependency[JobService]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        min_length=1,
+        max_length=255,
+        description="Makes retries safe: the same key with the same body answers the same "
+        "job (no second upstream call) for 24 hours; with another body, 409 "
+        "idempotency_conflict. Scoped to your API key.",
+    ),
+]
 
 
 def music_handlers(request_type: type) -> list[Any]:
@@ -53,8 +69,9 @@ def music_handlers(request_type: type) -> list[Any]:
         responses={
             **error_responses_doc(),
             402: error_spec("Provider credits exhausted."),
+            409: error_spec("Idempotency-Key reused with another body."),
             413: error_spec("Request body too large."),
-            429: error_spec("Rate limited (see Retry-After)."),
+            429: error_spec("Rate limited: rate_limited, too_many_jobs or upstream_rate_limited."),
             502: error_spec("The provider failed."),
             504: error_spec("The provider timed out."),
         },
@@ -63,14 +80,19 @@ def music_handlers(request_type: type) -> list[Any]:
         data: JSONBody[request_type],  # type: ignore[valid-type]
         request: Request[KeyRecord, str, State],
         jobs: Jobs,
-    ) -> MusicJob:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[MusicJob]:
         """Route the request by ``model`` to its provider and start the job.
 
         Answers with the job object; poll ``GET /v1/music/generate/{music_id}`` until its
-        ``status`` is ``completed`` or ``failed``.
+        ``status`` is ``completed`` or ``failed``. With an ``Idempotency-Key`` seen before
+        (same body), the same job is answered with ``Idempotent-Replayed: true``.
         """
-        record = await jobs.create(request.user.id, data)
-        return to_public(record)
+        # Strictly, again: the framework's pass converts "10" to 10 and "true" to True.
+        data = decode_create(await request.body(), request_type)
+        record, replayed = await jobs.create(request.user, data, idempotency_key)
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return Response(to_public(record), headers=headers)
 
     @get(
         "/v1/music/generate/{music_id:str}",
@@ -95,7 +117,38 @@ def music_handlers(request_type: type) -> list[Any]:
         headers = {"X-Gateway-Stale": "true"} if stale else {}
         return Response(to_public(record), headers=headers)
 
-    return [create_music, get_music]
+    return [create_music, get_music, music_events]
+
+
+@get(
+    "/v1/music/generate/{music_id:str}/events",
+    operation_id="streamMusicGenerationEvents",
+    summary="Stream a job's status changes (server-sent events)",
+    tags=["Music"],
+    security=_SECURITY,
+    media_type="text/event-stream",
+    responses={
+        200: ResponseSpec(
+            data_container=JobEvent,
+            media_type="text/event-stream",
+            description="Server-sent events: `event: status`, `id: {music_id}.{status}`, "
+            "`data:` the job object (MusicJob) as JSON, one per status change; the stream "
+            "ends after the final one.",
+            generate_examples=False,
+        ),
+        **error_responses_doc(),
+    },
+)
+async def music_events(
+    music_id: MusicId,
+    request: Request[KeyRecord, str, State],
+    jobs: Jobs,
+) -> ServerSentEvent:
+    """One ``status`` event per status change, its ``data`` the job object and its ``id``
+    ``{music_id}.{status}``; the stream ends after the ``completed`` or ``failed`` event.
+    The first event is the job's current status."""
+    record = await jobs.load(request.user.id, music_id)  # 404 before the stream starts
+    return ServerSentEvent(job_events(jobs, request.user.id, record))
 
 
 @get(
@@ -104,7 +157,9 @@ def music_handlers(request_type: type) -> list[Any]:
     summary="List the models this gateway routes",
     tags=["Models"],
     security=_SECURITY,
-    responses={401: error_responses_doc()[401], **INTERNAL_ERROR_DOC},
+    responses={
+        code: spec for code, spec in error_responses_doc().items() if code in (401, 429, 503, 500)
+    },
 )
 async def list_models(jobs: Jobs) -> ModelList:
     """Every model id, its provider, its kind and the parameters it honours."""
@@ -136,6 +191,8 @@ async def list_models(jobs: Jobs) -> ModelList:
     responses={
         400: error_spec("Unreadable callback body."),
         404: error_spec("Unknown job or wrong token."),
+        413: error_spec("Callback body too large."),
+        503: error_spec("Job store unavailable or job busy; retry the callback."),
         **INTERNAL_ERROR_DOC,
     },
 )
@@ -178,7 +235,9 @@ async def health() -> Health:
     responses={503: error_spec("Not ready (Redis unreachable).", Readiness), **INTERNAL_ERROR_DOC},
 )
 async def ready(jobs: Jobs) -> Response[Readiness]:
-    """Ready when Redis answers. Lists which providers have credentials."""
+    """Ready when Redis answers. Lists which providers have credentials and each
+    provider's circuit: ``open`` while creates fail fast after repeated upstream failures,
+    ``half_open`` while one trial call decides whether it closes again."""
     try:
         redis_ok = bool(await jobs.store.redis.ping())
     except Exception:  # noqa: BLE001 - any failure means not ready
@@ -187,7 +246,8 @@ async def ready(jobs: Jobs) -> Response[Readiness]:
         status="ready" if redis_ok else "not_ready",
         redis=redis_ok,
         providers={
-            n: ProviderReadiness(configured=p.configured) for n, p in jobs.providers.items()
+            n: ProviderReadiness(configured=p.configured, circuit=jobs.breakers[n].state)
+            for n, p in jobs.providers.items()
         },
     )
     return Response(body, status_code=200 if redis_ok else 503)

@@ -128,4 +128,7 @@ def start_demo(env: MutableMapping[str, str], *, port: int, data_dir: Path) -> D
         if not env.get("GATEWAY_API_KEYS"):
             demo.api_key = _demo_key(data_dir)
             env["GATEWAY_API_KEYS"] = demo.api_key
+        # A simulator has no quota to protect: no budget for it unless one is configured.
+        if not env.get("GATEWAY_UPSTREAM_BUDGETS"):
+            env["GATEWAY_UPSTREAM_BUDGETS"] = ",".join(f"{n}=0" for n in demo.simulators)
     return demo

@@ -12,7 +12,13 @@ Exception tree (ours; provider failures come from ``providers.base.ProviderError
      │                                unsupported_parameter, invalid_json, ...)
      ├── Unauthorized            401 missing_api_key | invalid_api_key
      ├── NotFound                404 not_found
-     └── ServiceUnavailable      503 store_unavailable | provider_not_configured
+     ├── Conflict                409 idempotency_conflict | request_in_progress
+     ├── TooManyRequests         429 rate_limited | too_many_jobs (with Retry-After)
+     └── ServiceUnavailable      503 store_unavailable | provider_not_configured |
+                                     provider_unavailable (circuit open, Retry-After)
+
+A create that failed upstream is replayed, for the same ``Idempotency-Key``, as the same
+status and code (``GatewayError(status_code=..., code=...)``).
 """
 
 from __future__ import annotations
@@ -74,6 +80,20 @@ class NotFound(GatewayError):
     code = "not_found"
 
 
+class Conflict(GatewayError):
+    status_code = 409
+    code = "idempotency_conflict"
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+        seconds = str(max(1, math.ceil(retry_after)))
+        super().__init__(message, headers={"Retry-After": seconds}, **kwargs)
+
+
 class ServiceUnavailable(GatewayError):
     status_code = 503
     code = "store_unavailable"
@@ -120,7 +140,7 @@ def error_response(
 
 # ------------------------------------------------------------------ body decode errors
 
-_PATH_RE = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_PATH_RE = re.compile(r" - at (?:`key` in )?`\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN_RE = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 
 
@@ -138,8 +158,9 @@ def describe_decode_error(message: str) -> tuple[str, str | None]:
     return message, param
 
 
-def body_error(raw: bytes, request_type: type[msgspec.Struct]) -> InvalidRequest:
-    """Explain why ``raw`` is not a valid create request, naming every unknown field."""
+def body_error(raw: bytes, request_type: type[msgspec.Struct]) -> InvalidRequest | None:
+    """Explain why ``raw`` is not a valid create request, naming every unknown field;
+    None when the body is valid (the error was elsewhere, e.g. a header)."""
     try:
         msgspec.json.decode(raw, type=request_type)
     except msgspec.ValidationError as exc:
@@ -164,9 +185,29 @@ def body_error(raw: bytes, request_type: type[msgspec.Struct]) -> InvalidRequest
             full = f"{param}.{field}" if param and field else field
             return InvalidRequest(message, code="missing_parameter", param=full)
         return InvalidRequest(message, code="validation_error", param=param)
-    except msgspec.DecodeError as exc:
-        return InvalidRequest(f"Malformed JSON body: {exc}", code="invalid_json")
-    return InvalidRequest("Invalid request body.", code="validation_error")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return InvalidRequest(f"Malformed JSON body: {_short(exc)}", code="invalid_json")
+    return None
+
+
+def decode_create(raw: bytes, request_type: type[msgspec.Struct]) -> Any:
+    """Decode a create body strictly: ``"10"`` is not a number, ``"true"`` not a bool.
+
+    (The framework's own pass converts such strings; the gateway never guesses.)
+    """
+    try:
+        return msgspec.json.decode(raw, type=request_type)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        error = body_error(raw, request_type)
+        raise error or InvalidRequest("Invalid request body.", code="invalid_json") from None
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not valid UTF-8"
+    return str(exc)
 
 
 # ---------------------------------------------------------------------- the handlers
@@ -204,7 +245,11 @@ def _create_body_error(request: Request) -> Response[bytes] | None:
     raw = ScopeState.from_scope(request.scope).body
     if request_type is None or not isinstance(raw, bytes):
         return None
-    return _gateway_error(request, body_error(raw, request_type))
+    error = body_error(raw, request_type)
+    return None if error is None else _gateway_error(request, error)
+
+
+_HEADER_PARAMS = {"idempotency_key": "Idempotency-Key"}  # handler kwarg → header name
 
 
 def _validation_error(request: Request, exc: ValidationException) -> Response[bytes]:
@@ -214,9 +259,12 @@ def _validation_error(request: Request, exc: ValidationException) -> Response[by
     param = None
     if extra and isinstance(extra[0], dict):
         param = extra[0].get("key")
+        param = _HEADER_PARAMS.get(param, param)  # as the client spelled it
         detail = str(extra[0].get("message") or exc.detail)
     else:
         detail = str(exc.detail)
+    if detail == "'data'":  # the framework's KeyError text for a missing body
+        detail = "A JSON object body is required."
     return error_response(400, "validation_error", detail, param=param)
 
 
@@ -232,6 +280,13 @@ def _http_error(request: Request, exc: HTTPException) -> Response[bytes]:
         detail = f"Method {request.method} is not allowed on {request.url.path}."
     headers = dict(exc.headers or {})
     return error_response(status, code, detail, headers=headers)
+
+
+def _undecodable(request: Request, exc: Exception) -> Response[bytes]:
+    """The framework's own JSON pass choked (invalid UTF-8, absurd nesting): a 400."""
+    if (ours := _create_body_error(request)) is not None:
+        return ours
+    return error_response(400, "invalid_json", f"Malformed JSON body: {_short(exc)}")
 
 
 def _redis_error(_: Request, exc: RedisError) -> Response[bytes]:
@@ -256,6 +311,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: _validation_error,
     HTTPException: _http_error,
     RedisError: _redis_error,
+    UnicodeDecodeError: _undecodable,
+    RecursionError: _undecodable,
     Exception: _internal_error,
 }
 
@@ -274,6 +331,7 @@ def error_responses_doc() -> dict[int, Any]:
         400: error_spec("Bad input: validation_error, unknown_parameter, unknown_model, ..."),
         401: error_spec("Missing or invalid API key."),
         404: error_spec("No such job for this key."),
+        429: error_spec("Rate limited: rate_limited or too_many_jobs (see Retry-After)."),
         503: error_spec("Job store or provider unavailable."),
         **INTERNAL_ERROR_DOC,
     }

@@ -3,152 +3,48 @@
 Usage::
 
     service = JobService(store, providers, settings)
-    record = await service.create(owner="key_...", req=decoded_request)
+    await service.admit(key)                                   # rate limit (429)
+    record, replayed = await service.create(key, req, idempotency_key="order-42")
     record, stale = await service.get(owner="key_...", job_id="mus_...")
     job = to_public(record)
+
+No job is lost or doubled: the record is written before the upstream create and
+completed after it; a failed create is stored failed (and replayed as such for its
+``Idempotency-Key``); a create whose answer was lost is never re-sent, it waits for the
+provider's callback and fails with ``upstream_outcome_unknown`` after a bounded time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import secrets
 import time
-from typing import Any
 
 import msgspec
 import structlog
-from ulid import ULID
 
-from gateway.errors import InvalidRequest, NotFound, ServiceUnavailable
+from gateway.creates import UNKNOWN_OUTCOME, Creates
+from gateway.errors import InvalidRequest, NotFound, ServiceUnavailable, TooManyRequests
+from gateway.limits import Limits
 from gateway.log import bind
 from gateway.metrics import Metrics
-from gateway.schemas import JobErrorInfo, MusicJob, OutputItem, Usage
+from gateway.records import job_ref, merge_snapshot, to_public
+from gateway.resilience import CircuitBreaker, backoff, is_transient
 from gateway.settings import Settings
-from gateway.store import JobRecord, Store
-from providers.base import (
-    NORMALIZED_PARAMS,
-    STATUS_RANK,
-    Callback,
-    JobError,
-    JobRef,
-    ModelSpec,
-    Provider,
-    ProviderError,
-    Snapshot,
-    SubmitRequest,
-    is_final,
-)
+from gateway.store import JobRecord, KeyRecord, Store
+from gateway.webhooks import WebhookOutbox
+from providers.base import JobError, ModelSpec, Provider, ProviderError, Snapshot, is_final
+
+__all__ = ["JobService", "to_public"]
 
 log = structlog.get_logger("gateway.jobs")
 
+POLL_BUDGET = 5.0  # seconds a status poll may spend on retries
 
-def new_job_id() -> str:
-    return "mus_" + str(ULID()).lower()
-
-
-# ------------------------------------------------------------------ pure helpers
+_job_encoder = msgspec.json.Encoder()
 
 
-def merge_snapshot(record: JobRecord, snap: Snapshot, now: float) -> JobRecord:
-    """Fold a provider snapshot into the record. Status only moves forward; a snapshot
-    saying ``completed`` without a playable ``audio_url`` on every output stays
-    ``in_progress``."""
-    status = snap.status
-    if status == "completed" and (not snap.outputs or any(not o.audio_url for o in snap.outputs)):
-        log.warning("completed_without_audio", job_id=record.id, native_status=snap.native_status)
-        status = "in_progress"
-    old = record.status
-    if is_final(old):
-        status = old  # final is final; outputs may still refresh (e.g. renewed URLs)
-    elif STATUS_RANK[status] < STATUS_RANK[old]:
-        status = old
-    progress = snap.progress if snap.progress is not None else record.progress
-    if status == "completed":
-        progress = 100
-    elif progress is not None and record.progress is not None and not is_final(old):
-        progress = max(progress, record.progress)
-    outputs = snap.outputs or record.outputs
-    if old == "failed" or (old == "completed" and any(not o.audio_url for o in outputs)):
-        outputs = record.outputs  # never trade playable outputs for unplayable ones
-    error = record.error
-    if status == "failed" and error is None:
-        error = snap.error or JobError(
-            code="generation_failed",
-            message="The provider reported the generation as failed.",
-            native_status=snap.native_status,
-        )
-    changed = status != old or outputs != record.outputs or progress != record.progress
-    return msgspec.structs.replace(
-        record,
-        status=status,
-        native_status=snap.native_status or record.native_status,
-        progress=progress,
-        outputs=outputs,
-        error=error,
-        state=snap.state or record.state,
-        refresh_after=snap.refresh_after,
-        updated_at=now if changed else record.updated_at,
-        refreshed_at=now,
-        version=record.version + 1,
-    )
-
-
-def to_public(record: JobRecord) -> MusicJob:
-    """The AI Stats-compatible job object for a stored record."""
-    outputs = [OutputItem(**msgspec.structs.asdict(o)) for o in record.outputs]
-    usage = None
-    if record.status == "completed":
-        usage = Usage(
-            output_audio_count=len(outputs),
-            output_audio_seconds=round(sum(o.duration or 0 for o in outputs), 3),
-        )
-    error = None
-    if record.status == "failed" and record.error is not None:
-        error = JobErrorInfo(
-            code=record.error.code,
-            message=record.error.message,
-            native_status=record.error.native_status,
-        )
-    return MusicJob(
-        id=record.id,
-        status=record.status,  # type: ignore[arg-type]
-        provider=record.provider,
-        model=record.model,
-        nativeResponseId=record.native_id,
-        created_at=int(record.created_at),
-        updated_at=int(record.updated_at),
-        progress=record.progress,
-        output=outputs,
-        usage=usage,
-        error=error,
-        metadata=record.metadata,
-    )
-
-
-def job_ref(record: JobRecord, spec: ModelSpec) -> JobRef:
-    return JobRef(
-        job_id=record.id,
-        model=spec,
-        native_id=record.native_id or "",
-        native_ids=record.native_ids,
-        format=record.format,  # type: ignore[arg-type]
-        last=Snapshot(
-            status=record.status,  # type: ignore[arg-type]
-            native_status=record.native_status,
-            progress=record.progress,
-            outputs=record.outputs,
-            error=record.error,
-            state=record.state,
-            refresh_after=record.refresh_after,
-        ),
-    )
-
-
-# ----------------------------------------------------------------------- service
-
-
-class JobService:
+class JobService(Creates):
     def __init__(
         self,
         store: Store,
@@ -161,127 +57,80 @@ class JobService:
         self.metrics = metrics or Metrics()
         self.providers = {p.name: p for p in providers}
         self.catalog: dict[str, ModelSpec] = {m.id: m for p in providers for m in p.models}
+        self.limits = Limits(store.redis, prefix=settings.redis_prefix)
+        self.breakers = {
+            p.name: CircuitBreaker(
+                p.name, failures=settings.breaker_failures, cooldown=settings.breaker_cooldown
+            )
+            for p in providers
+        }
         self._inflight: dict[str, asyncio.Task[tuple[JobRecord, bool]]] = {}
+        self.outbox: WebhookOutbox | None = None  # set by the app when webhooks run
 
-    # ---------------------------------------------------------------- validation
+    # --------------------------------------------------------------- rate limits
 
-    def resolve(self, req: Any) -> tuple[ModelSpec, Provider, SubmitRequest]:
-        """Route by model and check every parameter against what the model honours."""
-        spec = self.catalog.get(req.model)
-        if spec is None:
-            valid = ", ".join(self.catalog)
-            raise InvalidRequest(
-                f"Unknown model {req.model!r}. Valid models: {valid}.",
-                code="unknown_model",
-                param="model",
-                details=list(self.catalog),
+    async def admit(self, key: KeyRecord) -> None:
+        """Count one request against the key's requests-per-minute budget (429 beyond)."""
+        rpm = key.rpm if key.rpm is not None else self.settings.rate_limit_rpm
+        if rpm <= 0:
+            return
+        grant = await self.limits.take(f"rpm:{key.id}", capacity=rpm, per_second=rpm / 60)
+        if not grant.allowed:
+            raise TooManyRequests(
+                f"Rate limit exceeded: this key may make {rpm} requests per minute.",
+                retry_after=grant.retry_after,
             )
-        provider = self.providers[spec.provider]
-        for name in NORMALIZED_PARAMS:
-            if getattr(req, name) is not None and name not in spec.supports:
-                raise InvalidRequest(
-                    f"Model {spec.id} does not support {name!r}. It supports: "
-                    f"{', '.join(sorted(spec.supports))}.",
-                    code="unsupported_parameter",
-                    param=name,
-                )
-        for other in self.providers:
-            if other != spec.provider and getattr(req, other, None) is not None:
-                raise InvalidRequest(
-                    f"The {other!r} block applies to {other}/* models only; "
-                    f"model {spec.id} is served by {spec.provider}.",
-                    code="unsupported_parameter",
-                    param=other,
-                )
-        submit = SubmitRequest(
-            model=spec,
-            prompt=req.prompt,
-            lyrics=req.lyrics,
-            instrumental=req.instrumental,
-            title=req.title,
-            style=req.style,
-            duration=req.duration,
-            format=req.format or "mp3",
-            options=getattr(req, spec.provider, None),
+
+    # ------------------------------------------------------------- after updates
+
+    @property
+    def period(self) -> float:
+        """Seconds between background refreshes of one in-flight job."""
+        return max(self.settings.refresh_interval, 0.5)
+
+    async def _changed(self, before: str, after: JobRecord, *, defer: float | None = None) -> None:
+        """After every stored update: bookkeeping once final, the background refresh
+        schedule, and the client's webhook when the status changed."""
+        if is_final(after.status):
+            if not is_final(before):
+                self.metrics.job_finished(after.provider, after.status)
+                await self.limits.release_slot(after.owner, after.id)
+                await self.store.unschedule(after.id)
+        elif self.settings.background_refresh:
+            await self.store.schedule(after.id, time.time() + (defer or self.period))
+        if after.status != before and after.webhook_url and self.outbox is not None:
+            await self._notify(after)
+
+    async def _notify(self, record: JobRecord) -> None:
+        """Queue the job object for the client's webhook (deduplicated per status)."""
+        assert self.outbox is not None and record.webhook_url
+        key = await self.store.get_key(record.owner)
+        secret = key.webhook_secret if key is not None else None
+        if secret is None:  # a key from before webhooks: give it a secret (rotate to see it)
+            secret = await self.store.rotate_webhook_secret(record.owner)
+        if secret is None:
+            log.warning("webhook_owner_missing", job_id=record.id)
+            return
+        await self.outbox.enqueue(
+            msg_id=f"{record.id}.{record.status}",
+            url=record.webhook_url,
+            secret=secret,
+            event_type=f"music.{record.status}",
+            payload=_job_encoder.encode(to_public(record)),
         )
-        provider.check(submit)
-        return spec, provider, submit
-
-    # -------------------------------------------------------------------- create
-
-    async def create(self, owner: str, req: Any) -> JobRecord:
-        spec, provider, submit = self.resolve(req)
-        bind(model=spec.id, provider=spec.provider)
-        if not provider.configured:
-            raise ServiceUnavailable(
-                f"Provider {spec.provider} is not configured on this gateway.",
-                code="provider_not_configured",
-                param="model",
-            )
-        now = time.time()
-        job_id = new_job_id()
-        token = secrets.token_urlsafe(24)
-        if self.settings.public_url:
-            url = f"{self.settings.public_url}/v1/callbacks/{spec.provider}/{job_id}/{token}"
-            submit = msgspec.structs.replace(
-                submit, callback=Callback(url=url, job_id=job_id, token=token)
-            )
-        record = JobRecord(
-            id=job_id,
-            owner=owner,
-            provider=spec.provider,
-            model=spec.id,
-            status="queued",
-            created_at=now,
-            updated_at=now,
-            format=submit.format,
-            metadata=req.metadata,
-            webhook_url=req.webhook_url,
-            callback_token=token,
-            refreshed_at=now,
-        )
-        # The record exists before the upstream call: no job is ever lost in between.
-        await self.store.put_job(record)
-        self.metrics.jobs_created.labels(spec.provider).inc()
-        started = time.perf_counter()
-        try:
-            with self.metrics.upstream(spec.provider, "submit"):
-                submission = await provider.submit(submit)
-        except ProviderError as exc:
-            self.metrics.job_finished(spec.provider, "failed")
-            error = JobError(code=exc.code, message=exc.message)
-            await self.store.put_job(
-                msgspec.structs.replace(
-                    record, status="failed", error=error, updated_at=time.time()
-                )
-            )
-            raise
-        finally:
-            bind(upstream_ms=round((time.perf_counter() - started) * 1000, 2))
-
-        def apply(current: JobRecord) -> JobRecord:
-            current.native_id = submission.native_id
-            current.native_ids = submission.native_ids
-            return merge_snapshot(current, submission.snapshot, time.time())
-
-        stored = await self.store.update_job(job_id, apply)
-        assert stored is not None
-        if is_final(stored.status):
-            self.metrics.job_finished(spec.provider, stored.status)
-        bind(job_id=job_id)
-        return stored
 
     # ----------------------------------------------------------------------- get
 
     async def load(self, owner: str, job_id: str) -> JobRecord:
-        record = await self.store.get_job(job_id) if job_id.startswith("mus_") else None
+        """The caller's job (a final one may come from the store's short-lived cache)."""
+        record = await self.store.get_job_cached(job_id) if job_id.startswith("mus_") else None
         if record is None or not hmac.compare_digest(record.owner, owner):
             raise NotFound(f"No music job {job_id!r}.", param="music_id")
         return record
 
     def _due(self, record: JobRecord, now: float) -> bool:
         if record.native_id is None:
-            return False  # create still under way
+            return False  # create under way, or its answer was lost (awaiting a callback)
         if is_final(record.status):
             return record.refresh_after is not None and now >= record.refresh_after
         return now - record.refreshed_at >= self.settings.refresh_interval
@@ -290,8 +139,17 @@ class JobService:
         """The job, refreshed from upstream when due. Returns (record, stale)."""
         record = await self.load(owner, job_id)
         bind(job_id=job_id, provider=record.provider, model=record.model)
-        if not self._due(record, time.time()):
+        now = time.time()
+        if record.native_id is None and not is_final(record.status):
+            if now - record.created_at >= self.settings.unknown_outcome_seconds:
+                return await self.expire_unknown(record), False
             return record, False
+        if not self._due(record, now):
+            return record, False
+        return await self._refresh_once(record)
+
+    async def _refresh_once(self, record: JobRecord) -> tuple[JobRecord, bool]:
+        job_id = record.id
         task = self._inflight.get(job_id)
         if task is None:  # singleflight within this process
             task = asyncio.ensure_future(self._refresh(record))
@@ -299,34 +157,136 @@ class JobService:
             task.add_done_callback(lambda _: self._inflight.pop(job_id, None))
         return await asyncio.shield(task)
 
+    async def refresh_due(self, job_id: str) -> None:
+        """The background refresher's turn for one job: refresh it if due, expire a lost
+        create, or put it back on the schedule."""
+        record = await self.store.get_job(job_id)
+        if record is None or is_final(record.status):
+            await self.store.unschedule(job_id)  # final: zero upstream calls from here on
+            return
+        now = time.time()
+        if record.native_id is None:
+            deadline = record.created_at + self.settings.unknown_outcome_seconds
+            if now >= deadline:
+                await self.expire_unknown(record)
+            else:
+                await self.store.schedule(job_id, deadline)
+            return
+        if not self._due(record, now):
+            await self.store.schedule(job_id, record.refreshed_at + self.period)
+            return
+        await self._refresh_once(record)
+
+    async def expire_unknown(self, record: JobRecord) -> JobRecord:
+        """Fail a job whose create never got an answer nor a callback in time."""
+
+        def apply(current: JobRecord) -> JobRecord | None:
+            if current.native_id is not None or is_final(current.status):
+                return None  # reconciled meanwhile
+            current.status = "failed"
+            current.error = JobError(
+                code=UNKNOWN_OUTCOME,
+                message="The provider never confirmed this job (its create answer was lost "
+                "and no callback came); it was not sent again.",
+            )
+            current.updated_at = time.time()
+            current.version += 1
+            return current
+
+        updated = await self.store.update_job(record.id, apply)
+        if updated is None:
+            return record
+        if is_final(updated.status) and not is_final(record.status):
+            log.warning("create_outcome_expired", job_id=record.id, provider=record.provider)
+            await self._changed(record.status, updated)
+        return updated
+
     async def _refresh(self, record: JobRecord) -> tuple[JobRecord, bool]:
         # ... and across processes: one lease holder per refresh interval.
         interval = self.settings.refresh_interval
-        if interval > 0 and not await self.store.acquire_lease(record.id, interval):
-            return record, False
+        if interval > 0:
+            if not await self.store.acquire_lease(record.id, interval):
+                return record, False
+            # The caller may have read the record before another lease holder stored a
+            # fresh snapshot (that lease since expired): look again before calling out.
+            current = await self.store.get_job(record.id)
+            if current is None or not self._due(current, time.time()):
+                return current or record, False
+            record = current
         spec = self.catalog.get(record.model)
         provider = self.providers.get(record.provider)
         if spec is None or provider is None:
             return record, False
+        breaker = self.breakers[record.provider]
         started = time.perf_counter()
+        deadline = time.monotonic() + POLL_BUDGET
         try:
-            with self.metrics.upstream(record.provider, "fetch"):
-                snap = await provider.fetch(job_ref(record, spec))
-        except ProviderError as exc:
-            log.warning(
-                "refresh_failed",
-                job_id=record.id,
-                provider=record.provider,
-                error=exc.code,
-                upstream_status=exc.native_status,
-            )
-            return record, True
+            for attempt in range(self.settings.poll_retries + 1):
+                if not breaker.allow():
+                    log.info("refresh_skipped_circuit_open", job_id=record.id)
+                    return await self._not_refreshed(record, self.period)
+                wait = await self._spend_budget(record)
+                if wait is not None:
+                    breaker.release_trial()
+                    return await self._not_refreshed(record, wait)
+                try:
+                    with self.metrics.upstream(record.provider, "fetch"):
+                        snap = await provider.fetch(job_ref(record, spec))
+                    breaker.record(None)
+                    break
+                except ProviderError as exc:
+                    breaker.record(exc)
+                    retry = is_transient(exc) and attempt < self.settings.poll_retries
+                    if retry and time.monotonic() < deadline:
+                        await asyncio.sleep(backoff(attempt))
+                        continue
+                    log.warning(
+                        "refresh_failed",
+                        job_id=record.id,
+                        provider=record.provider,
+                        error=exc.code,
+                        upstream_status=exc.native_status,
+                        attempts=attempt + 1,
+                    )
+                    return await self._not_refreshed(record, self.period)
         finally:
             bind(upstream_ms=round((time.perf_counter() - started) * 1000, 2))
         try:
             return await self._store_snapshot(record, snap), False
         except _Conflict as conflict:  # a callback landed meanwhile: it is at least as fresh
             return conflict.current, False
+
+    def budget(self, provider: str) -> float:
+        """Status calls per minute all processes together may make to ``provider``."""
+        configured = self.settings.upstream_budgets.get(provider)
+        if configured is not None:
+            return configured
+        return float(getattr(self.providers[provider], "status_calls_per_minute", 0) or 0)
+
+    async def _spend_budget(self, record: JobRecord) -> float | None:
+        """Take this refresh's calls from the provider's shared budget: None when granted,
+        else the seconds until it has them again."""
+        per_minute = self.budget(record.provider)
+        if per_minute <= 0:
+            return None
+        cost = min(max(1, len(record.native_ids)), per_minute)  # one status call per native job
+        grant = await self.limits.take(
+            f"upstream:{record.provider}",
+            capacity=per_minute,
+            per_second=per_minute / 60,
+            cost=cost,
+        )
+        if grant.allowed:
+            return None
+        log.info("upstream_budget_spent", provider=record.provider, job_id=record.id)
+        self.metrics.budget_denied.labels(record.provider).inc()
+        return max(grant.retry_after, self.period)
+
+    async def _not_refreshed(self, record: JobRecord, wait: float) -> tuple[JobRecord, bool]:
+        """No fresh snapshot this time: answer the cached one, try again after ``wait``."""
+        if self.settings.background_refresh and not is_final(record.status):
+            await self.store.schedule(record.id, time.time() + wait)
+        return record, True
 
     # ----------------------------------------------------------------- callbacks
 
@@ -356,14 +316,20 @@ class JobService:
                     f"Unreadable callback body: {exc}", code="invalid_callback"
                 ) from exc
             try:
-                updated = await self._store_snapshot(record, snap)
+                updated = await self._store_snapshot(
+                    record, snap, defer=self.settings.callback_defer
+                )
+                if record.native_id is None and updated.native_id is not None:
+                    log.info("create_reconciled", job_id=job_id, native_id=updated.native_id)
                 self.metrics.callbacks.labels(provider_name, "applied").inc()
                 return updated
             except _Conflict as conflict:  # another update landed first: apply on top of it
                 record = conflict.current
         raise ServiceUnavailable("Job busy; retry the callback.", code="job_busy")
 
-    async def _store_snapshot(self, record: JobRecord, snap: Snapshot) -> JobRecord:
+    async def _store_snapshot(
+        self, record: JobRecord, snap: Snapshot, *, defer: float | None = None
+    ) -> JobRecord:
         """Store ``snap`` merged over ``record``, only if nobody changed the job since."""
         expected = record.version
 
@@ -375,8 +341,7 @@ class JobService:
         updated = await self.store.update_job(record.id, apply)
         if updated is None:
             return record
-        if is_final(updated.status) and not is_final(record.status):
-            self.metrics.job_finished(updated.provider, updated.status)
+        await self._changed(record.status, updated, defer=defer)
         return updated
 
 

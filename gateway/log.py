@@ -13,6 +13,7 @@ known secret (client keys, provider keys) is scrubbed from every string.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 import secrets
@@ -21,10 +22,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgspec
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# The fields ``bind`` adds while a request runs (None outside one): one dict per request,
+# shared with the tasks the request starts, merged into every line logged meanwhile.
+_fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "log_fields", default=None
+)
 _known_secrets: tuple[str, ...] = ()
 _SENSITIVE = re.compile(r"(authorization|api[_-]?key|token|secret|password)", re.I)
 _BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._:\-]+")
@@ -41,16 +48,77 @@ def redact(text: str) -> str:
     for s in _known_secrets:
         if s in text:
             text = text.replace(s, REDACTED)
+    if "bearer" not in text.lower():  # the regex costs ten times this test
+        return text
     return _BEARER.sub("Bearer " + REDACTED, text)
 
 
+_sensitive_keys: dict[str, bool] = {}  # field name -> its value is a secret
+
+
+def _is_sensitive(key: str) -> bool:
+    found = _sensitive_keys.get(key)
+    if found is None:
+        found = bool(_SENSITIVE.search(key)) and key != "token_ok"
+        if len(_sensitive_keys) < 4096:  # field names come from code: few
+            _sensitive_keys[key] = found
+    return found
+
+
 def _redact_processor(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key, value in list(event.items()):
-        if _SENSITIVE.search(key) and key not in {"token_ok"}:
+    for key, value in event.items():  # only values change: iterating is safe
+        if _is_sensitive(key):
             event[key] = REDACTED
         elif isinstance(value, str):
             event[key] = redact(value)
     return event
+
+
+def _merge_fields(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    fields = _fields.get()
+    if fields:
+        for key, value in fields.items():
+            event.setdefault(key, value)
+    return event
+
+
+def _timestamp(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """ISO 8601 UTC with microseconds (``2025-01-31T12:00:00.123456Z``); the date part is
+    formatted once a second."""
+    global _stamp_second, _stamp_prefix
+    now = time.time()
+    second = int(now)
+    if second != _stamp_second:
+        _stamp_second = second
+        _stamp_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    event["timestamp"] = f"{_stamp_prefix}.{int((now - second) * 1e6):06d}Z"
+    return event
+
+
+_stamp_second = -1
+_stamp_prefix = ""
+
+
+def _fallback(obj: Any) -> Any:
+    """What JSON cannot hold: its ``__structlog__()`` when it has one, else its repr."""
+    try:
+        return obj.__structlog__()
+    except AttributeError:
+        return repr(obj)
+
+
+_json = msgspec.json.Encoder(enc_hook=_fallback)
+
+
+def _render_json(_: Any, __: str, event: dict[str, Any]) -> str:
+    """One JSON line (msgspec: a fifth of the stdlib's cost), ASCII like ``json.dumps``."""
+    try:
+        line = _json.encode(event).decode()
+        if line.isascii():
+            return line
+    except (TypeError, ValueError, OverflowError):  # e.g. keys msgspec cannot encode
+        pass
+    return json.dumps(event, default=_fallback)
 
 
 class _Stderr:
@@ -68,15 +136,13 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets_: Iterable
     global _known_secrets
     _known_secrets = tuple(sorted({s for s in secrets_ if s}, key=len, reverse=True))
     json_out = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json_out else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = _render_json if json_out else structlog.dev.ConsoleRenderer()
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            _merge_fields,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _timestamp,
             structlog.processors.format_exc_info,
             _redact_processor,
             renderer,
@@ -91,15 +157,19 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets_: Iterable
 
 
 def bind(**fields: Any) -> None:
-    """Add fields to the current request's canonical log line."""
-    structlog.contextvars.bind_contextvars(**fields)
+    """Add fields to the current request's canonical log line (and to every other line
+    logged while the request runs, from tasks it started too). Outside a request, e.g. in
+    the background refresher, there is no canonical line: nothing is kept."""
+    current = _fields.get()
+    if current is not None:
+        current.update(fields)
 
 
 _access = structlog.get_logger("gateway.access")
 
 
 class RequestContextMiddleware:
-    """Request id in, ``X-Request-ID`` out, contextvars per request, one log line each."""
+    """Request id in, ``X-Request-ID`` out, log fields per request, one log line each."""
 
     def __init__(
         self, app: ASGIApp, observe: Callable[[str, str, int, float], None] | None = None
@@ -118,7 +188,7 @@ class RequestContextMiddleware:
                 break
         rid = incoming if _REQUEST_ID_OK.match(incoming) else "req_" + secrets.token_hex(12)
         token = _request_id.set(rid)
-        structlog.contextvars.clear_contextvars()
+        fields = _fields.set({})
         started = time.perf_counter()
         status = 500
         header = (b"x-request-id", rid.encode())
@@ -147,5 +217,5 @@ class RequestContextMiddleware:
             )
             if self.observe is not None:
                 self.observe(route, method, status, elapsed)
-            structlog.contextvars.clear_contextvars()
+            _fields.reset(fields)
             _request_id.reset(token)

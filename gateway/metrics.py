@@ -14,13 +14,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from providers.base import ProviderError
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Litestar appends "; charset=utf-8" to text/* media types itself.
+CONTENT_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _UPSTREAM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -28,6 +30,9 @@ _UPSTREAM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 class Metrics:
     def __init__(self) -> None:
+        # (route template, method, status) -> its counter and histogram children; routes
+        # are templates and methods and statuses few, so this stays small.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_requests = Counter(
@@ -74,14 +79,27 @@ class Metrics:
         )
         self.webhooks = Counter(
             "gateway_webhook_deliveries",
-            "Client webhook delivery attempts, by outcome (delivered, retry, dropped).",
+            "Client webhook delivery attempts, by outcome (delivered, retry, failed).",
             ["outcome"],
+            registry=r,
+        )
+        self.budget_denied = Counter(
+            "gateway_upstream_budget_denied",
+            "Refreshes skipped because the provider's shared status-call budget was spent.",
+            ["provider"],
             registry=r,
         )
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_latency.labels(route, method).observe(seconds)
+        children = self._request_children.get((route, method, status))
+        if children is None:  # label lookups cost more than the updates: done once
+            children = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_latency.labels(route, method),
+            )
+            self._request_children[(route, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     @contextmanager
     def upstream(self, provider: str, operation: str) -> Iterator[None]:

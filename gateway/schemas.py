@@ -18,6 +18,7 @@ from providers.base import Provider
 Status = Literal["queued", "in_progress", "completed", "failed"]
 
 # Length limits on every inbound string (hostile input).
+MAX_MODEL = 100
 MAX_PROMPT = 4000
 MAX_LYRICS = 5000
 MAX_SHORT = 300
@@ -33,7 +34,9 @@ Metadata = Annotated[
     ],
     msgspec.Meta(
         max_length=MAX_METADATA_ITEMS,
-        description="Your own string key/value pairs, echoed back on the job.",
+        description="Your own string key/value pairs, echoed back on the job: at most"
+        f" {MAX_METADATA_ITEMS} pairs, keys 1-{MAX_METADATA_KEY} characters, values at most"
+        f" {MAX_METADATA_VALUE}.",
     ),
 ]
 
@@ -45,8 +48,9 @@ BASE_REQUEST_FIELDS: list[tuple[str, Any, Any]] = [
             str,
             msgspec.Meta(
                 min_length=1,
-                max_length=100,
-                description="Model id from GET /v1/models, e.g. `musicgpt/v7`.",
+                max_length=MAX_MODEL,
+                description="Model id from GET /v1/models, e.g. `musicgpt/v7` (at most"
+                f" {MAX_MODEL} characters).",
                 examples=["musicgpt/v7"],
             ),
         ],
@@ -54,24 +58,63 @@ BASE_REQUEST_FIELDS: list[tuple[str, Any, Any]] = [
     ),
     (
         "prompt",
-        Annotated[str, msgspec.Meta(max_length=MAX_PROMPT, description="What to make.")] | None,
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=MAX_PROMPT,
+                description=f"What to make; at most {MAX_PROMPT} characters (a provider may"
+                " allow fewer: TemPolor takes 2000, MusicGPT advises about 300).",
+            ),
+        ]
+        | None,
         None,
     ),
     (
         "lyrics",
-        Annotated[str, msgspec.Meta(max_length=MAX_LYRICS, description="Lyrics to sing.")] | None,
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=MAX_LYRICS,
+                description=f"Lyrics to sing; at most {MAX_LYRICS} characters (MusicGPT and"
+                " TemPolor take about 3000).",
+            ),
+        ]
+        | None,
         None,
     ),
     ("instrumental", Annotated[bool, msgspec.Meta(description="No vocals.")] | None, None),
-    ("title", Annotated[str, msgspec.Meta(max_length=MAX_SHORT)] | None, None),
+    (
+        "title",
+        Annotated[
+            str,
+            msgspec.Meta(max_length=MAX_SHORT, description=f"At most {MAX_SHORT} characters."),
+        ]
+        | None,
+        None,
+    ),
     (
         "style",
-        Annotated[str, msgspec.Meta(max_length=MAX_SHORT, description="Genre / style.")] | None,
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=MAX_SHORT, description=f"Genre / style; at most {MAX_SHORT} characters."
+            ),
+        ]
+        | None,
         None,
     ),
     (
         "duration",
-        Annotated[int, msgspec.Meta(ge=1, le=600, description="Seconds of audio.")] | None,
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=1,
+                le=600,
+                description="Seconds of audio. No current model honours it: such a request is "
+                "a 400 unsupported_parameter (see supported_parameters in GET /v1/models).",
+            ),
+        ]
+        | None,
         None,
     ),
     ("format", Literal["mp3", "wav"] | None, None),
@@ -81,8 +124,12 @@ BASE_REQUEST_FIELDS: list[tuple[str, Any, Any]] = [
             str,
             msgspec.Meta(
                 max_length=MAX_URL,
-                description="Stored with the job. Delivery of status changes to it is not"
-                " implemented yet: poll the job (or see the README).",
+                description=f"Absolute https URL of at most {MAX_URL} characters, without user"
+                " info or fragment, whose host resolves only to public addresses (loopback,"
+                " private and link-local targets are refused unless the gateway allows private"
+                " targets; cloud metadata services always are). Every status change after the"
+                " create is POSTed there: the job object, signed per Standard Webhooks with your"
+                " key's signing secret (webhook-id, webhook-timestamp, webhook-signature).",
             ),
         ]
         | None,
@@ -189,6 +236,7 @@ class Health(msgspec.Struct, kw_only=True):
 
 class ProviderReadiness(msgspec.Struct, kw_only=True):
     configured: bool
+    circuit: Literal["closed", "open", "half_open"] = "closed"
 
 
 class Readiness(msgspec.Struct, kw_only=True):
@@ -200,6 +248,16 @@ class Readiness(msgspec.Struct, kw_only=True):
 class CallbackAck(msgspec.Struct, kw_only=True):
     ok: bool = True
     status: Status
+
+
+class JobEvent(msgspec.Struct, kw_only=True):
+    """One server-sent event of ``GET /v1/music/generate/{music_id}/events``."""
+
+    event: Literal["status"] = msgspec.field(default="status", name="event")
+    id: Annotated[str, msgspec.Meta(description="`{music_id}.{status}`")]
+    data: Annotated[
+        str, msgspec.Meta(description="The job object (MusicJob), JSON-encoded on one line.")
+    ]
 
 
 #: Types the gateway only ever sends. msgspec writes every field of them (``null`` when

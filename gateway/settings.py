@@ -35,6 +35,51 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _float(env, name, default)
+    if value < 0 or value != int(value):
+        raise ValueError(f"{name} must be a whole number >= 0, got {env.get(name)!r}")
+    return int(value)
+
+
+def _schedule(value: str | None) -> tuple[float, ...]:
+    if not (value or "").strip():
+        return Settings.webhook_schedule
+    try:
+        delays = tuple(float(part) for part in _csv(value))
+    except ValueError:
+        delays = ()
+    if not delays or any(d < 0 for d in delays):
+        raise ValueError("GATEWAY_WEBHOOK_RETRY_SCHEDULE: comma-separated seconds >= 0")
+    return delays
+
+
+def _budgets(value: str | None) -> dict[str, float]:
+    budgets = {}
+    for part in _csv(value):
+        name, sep, number = part.partition("=")
+        try:
+            budgets[name.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep or budgets.get(name.strip(), -1) < 0:
+            raise ValueError(
+                f"GATEWAY_UPSTREAM_BUDGETS: expected provider=calls_per_minute, got {part!r}"
+            )
+    return budgets
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the gateway reads from its environment (names in brackets)."""
@@ -68,6 +113,57 @@ class Settings:
     redis_timeout: float = 2.0
     """[GATEWAY_REDIS_TIMEOUT] Seconds before a Redis call is given up (503)."""
 
+    idempotency_seconds: int = _DAY
+    """[GATEWAY_IDEMPOTENCY_HOURS] How long an ``Idempotency-Key`` is remembered, per client
+    key (default 24 hours)."""
+
+    rate_limit_rpm: int = 600
+    """[GATEWAY_RATE_LIMIT_RPM] Requests per minute per client key (token bucket, bursts up
+    to the same number). 0 turns the limit off. A key's own limit overrides it."""
+
+    max_inflight_jobs: int = 50
+    """[GATEWAY_MAX_INFLIGHT_JOBS] Jobs one client key may have queued or in progress at
+    once. 0 turns the limit off. A key's own limit overrides it."""
+
+    unknown_outcome_seconds: float = 900.0
+    """[GATEWAY_UNKNOWN_OUTCOME_SECONDS] A create whose upstream answer was lost (timeout
+    after sending) waits this long for the provider's callback, then fails with
+    ``upstream_outcome_unknown``. Never re-sent."""
+
+    poll_retries: int = 2
+    """[GATEWAY_POLL_RETRIES] Extra attempts for a status poll that failed transiently
+    (5xx, timeout, reset), with jittered exponential backoff."""
+
+    breaker_failures: int = 5
+    """[GATEWAY_BREAKER_FAILURES] Consecutive transient upstream failures that open a
+    provider's circuit (creates then fail fast with 503 ``provider_unavailable``)."""
+
+    breaker_cooldown: float = 30.0
+    """[GATEWAY_BREAKER_COOLDOWN] Seconds an open circuit waits before letting one trial
+    call through; success closes it again."""
+
+    upstream_budgets: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    """[GATEWAY_UPSTREAM_BUDGETS] Status calls per minute each provider may receive from all
+    gateway processes together, e.g. ``musicgpt=200,tempolor=600`` (token bucket in Redis).
+    Unset for a provider: its documented limit (MusicGPT: 20/min, the smallest plan)."""
+
+    background_refresh: bool = True
+    """[GATEWAY_BACKGROUND_REFRESH] Refresh in-flight jobs on a schedule even when nobody
+    polls them, so statuses advance and webhooks fire."""
+
+    callback_defer: float = 30.0
+    """[GATEWAY_CALLBACK_DEFER] After a provider callback, seconds until the background
+    refresher polls that job again."""
+
+    webhook_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    """[GATEWAY_WEBHOOK_RETRY_SCHEDULE] Seconds before each webhook delivery attempt,
+    comma-separated (Standard Webhooks' recommendation: at once, 5 s, 5 min, 30 min, 2 h,
+    5 h, 10 h, 10 h); after the last one fails the message goes to the dead letters."""
+
+    webhook_allow_private: bool = False
+    """[GATEWAY_WEBHOOK_ALLOW_PRIVATE] Allow ``webhook_url`` on http and on loopback,
+    private or link-local addresses (local development only; SSRF protection off)."""
+
     log_level: str = "info"
     """[GATEWAY_LOG_LEVEL] debug | info | warning | error."""
 
@@ -98,6 +194,18 @@ class Settings:
             refresh_interval=_float(env, "GATEWAY_REFRESH_INTERVAL", 2.0),
             max_body_bytes=int(_float(env, "GATEWAY_MAX_BODY_BYTES", 64 * 1024)),
             redis_timeout=_float(env, "GATEWAY_REDIS_TIMEOUT", 2.0),
+            idempotency_seconds=int(_float(env, "GATEWAY_IDEMPOTENCY_HOURS", 24.0) * 3600),
+            rate_limit_rpm=_count(env, "GATEWAY_RATE_LIMIT_RPM", 600),
+            max_inflight_jobs=_count(env, "GATEWAY_MAX_INFLIGHT_JOBS", 50),
+            unknown_outcome_seconds=_float(env, "GATEWAY_UNKNOWN_OUTCOME_SECONDS", 900.0),
+            poll_retries=_count(env, "GATEWAY_POLL_RETRIES", 2),
+            breaker_failures=_count(env, "GATEWAY_BREAKER_FAILURES", 5),
+            breaker_cooldown=_float(env, "GATEWAY_BREAKER_COOLDOWN", 30.0),
+            webhook_allow_private=_bool(env, "GATEWAY_WEBHOOK_ALLOW_PRIVATE"),
+            webhook_schedule=_schedule(env.get("GATEWAY_WEBHOOK_RETRY_SCHEDULE")),
+            upstream_budgets=MappingProxyType(_budgets(env.get("GATEWAY_UPSTREAM_BUDGETS"))),
+            background_refresh=_bool(env, "GATEWAY_BACKGROUND_REFRESH", True),
+            callback_defer=_float(env, "GATEWAY_CALLBACK_DEFER", 30.0),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "info").lower(),
             log_format=log_format,
             env=MappingProxyType(env),

@@ -120,7 +120,8 @@ class Snapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
     the job and hands back on the next ``fetch``/``callback`` (e.g. per-native-job
     progress, URL expiry). ``refresh_after`` (epoch seconds) asks the gateway to call
     ``fetch`` again after that moment even when the job is final, e.g. because a
-    download URL expires then.
+    download URL expires then. ``native_ids`` names native jobs a callback revealed that
+    the gateway did not know yet: a create whose answer was lost is reconciled this way.
     """
 
     status: Status
@@ -130,6 +131,7 @@ class Snapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: JobError | None = None
     state: dict[str, Any] = {}
     refresh_after: float | None = None
+    native_ids: list[str] = []
 
 
 class Submission(msgspec.Struct, kw_only=True):
@@ -251,6 +253,9 @@ class Provider(Protocol):
     name: str  # e.g. "musicgpt"; also the name of its native request block
     models: tuple[ModelSpec, ...]
     options_type: type[msgspec.Struct]  # native block, forbid_unknown_fields=True
+    #: Status calls per minute the provider documents (the smallest plan's): the default
+    #: of the gateway's shared upstream budget (GATEWAY_UPSTREAM_BUDGETS overrides it).
+    status_calls_per_minute: float
 
     @property
     def configured(self) -> bool:

@@ -49,6 +49,8 @@ def make_settings(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "GATEWAY_API_KEYS": f"{TEST_KEY},{OTHER_KEY}",
             "GATEWAY_DATA_DIR": str(tmp_path / "data"),
             "GATEWAY_LOG_FORMAT": "json",
+            # The simulators have no quota: tests that exercise the budget set their own.
+            "GATEWAY_UPSTREAM_BUDGETS": "musicgpt=60000,tempolor=60000,echo=60000",
         }
         base.update(env)
         return Settings.from_env(base)
@@ -96,7 +98,9 @@ async def app_client(app: Litestar, key: str | None = TEST_KEY) -> AsyncIterator
 async def echo_client(
     make_settings: Callable[..., Settings], echo: EchoProvider
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A gateway whose only provider is the test-only echo provider (refresh interval 0)."""
-    app = create_app(make_settings(GATEWAY_REFRESH_INTERVAL="0"), providers=[echo])
+    """A gateway whose only provider is the test-only echo provider (refresh interval 0, no
+    background refresher: every upstream call comes from the test's own polls)."""
+    settings = make_settings(GATEWAY_REFRESH_INTERVAL="0", GATEWAY_BACKGROUND_REFRESH="off")
+    app = create_app(settings, providers=[echo])
     async with app_client(app) as client:
         yield client

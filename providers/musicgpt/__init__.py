@@ -40,6 +40,7 @@ class MusicGPTProvider:
     name = "musicgpt"
     models = MODELS
     options_type = MusicGPTOptions
+    status_calls_per_minute = 20  # byId: 20 / 200 / 500 calls a minute by plan (musicgpt.md)
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
@@ -99,7 +100,11 @@ class MusicGPTProvider:
 
     async def callback(self, job: JobRef, body: bytes) -> Snapshot:
         hook = callbacks.decode_webhook(body)
-        return callbacks.apply_webhook(job.last, hook, job.format, time.time())
+        snap = callbacks.apply_webhook(job.last, hook, job.format, time.time())
+        task_id = snap.state.get("task_id")
+        if not job.native_id and isinstance(task_id, str):  # reconciles a lost create answer
+            snap.native_ids = [task_id]
+        return snap
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -50,6 +50,8 @@ def apply_webhook(last: Snapshot, hook: Webhook, fmt: AudioFormat, now: float) -
     hook_task = as_str(hook.task_id)
     if task_id and hook_task and hook_task != task_id:
         raise ValueError("callback is for another MusicGPT task")
+    if not task_id and hook_task:  # the create's answer was lost: adopt the task
+        state["task_id"] = task_id = hook_task
     subtype = (as_str(hook.subtype) or "").lower()
     cid = as_str(hook.conversion_id)
     if subtype == "music_ai":

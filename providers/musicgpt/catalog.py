@@ -6,7 +6,7 @@ two songs. ``duration`` is not a MusicGPT input, so no model supports it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -32,12 +32,34 @@ MODELS: tuple[ModelSpec, ...] = tuple(
 )
 
 
+#: Length limits of the native block's strings. The reference documents none for these:
+#: voice ids are short opaque ids (``GET /v1/getAllVoices``); ``negative_tags`` is a tag
+#: list like ``music_style``, bounded like the gateway's ``style``.
+MAX_VOICE_ID = 128
+MAX_NEGATIVE_TAGS = 300
+
+VoiceId = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=MAX_VOICE_ID,
+        description=f"A MusicGPT voice id (forces model v6); at most {MAX_VOICE_ID} characters.",
+    ),
+]
+NegativeTags = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=MAX_NEGATIVE_TAGS,
+        description=f"Styles to avoid, comma-separated; at most {MAX_NEGATIVE_TAGS} characters.",
+    ),
+]
+
+
 class MusicGPTOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Native MusicGPT fields passed through as they are (``musicgpt {...}`` block)."""
 
     gender: Literal["male", "female", "neutral"] | None = None
-    voice_id: str | None = None
+    voice_id: VoiceId | None = None
     vocal_only: bool | None = None
-    negative_tags: str | None = None
+    negative_tags: NegativeTags | None = None
     lyrics_timestamps: bool | None = None
     generate_album_cover: bool | None = None

@@ -30,9 +30,13 @@ def as_number(value: Any) -> float | None:
             value = float(value.strip())
         except ValueError:
             return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float range (JSON allows 4300 digits)
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def as_flag(value: Any) -> bool:

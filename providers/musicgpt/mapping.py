@@ -232,7 +232,8 @@ def _merge_conversion(state: dict[str, Any], conv: Conversion) -> None:
                 duration=as_number(getattr(conv, f"conversion_duration_{n}")),
             )
     elif any(
-        v is not None for v in (conv.conversion_id, conv.audio_url, conv.status_msg, conv.title)
+        as_str(v) is not None  # "" is absent: it must not turn a two-song job into one song
+        for v in (conv.conversion_id, conv.audio_url, conv.status_msg, conv.title)
     ):
         # Older single-output shape (seed 000): one song.
         cid = as_str(conv.conversion_id) or state.get("single_id") or nth_id(state, 0)
@@ -357,6 +358,8 @@ def render(state: dict[str, Any], fmt: AudioFormat, last: Snapshot | None, now: 
         )
     ):
         status, error = last.status, last.error  # never move backwards
+        if status == "completed" and not all_audio:
+            outputs = last.outputs  # e.g. a WAV job's MP3 fallback after COMPLETED regressed
     if last is not None and progress is not None and last.progress is not None:
         progress = max(progress, last.progress)
     if status in ("completed", "failed"):
@@ -381,7 +384,8 @@ def _progress(
     estimate = 1
     eta, started = state.get("eta"), state.get("submitted_at")
     if eta and started is not None:
-        estimate = int((now - started) / eta * 100)
+        # clamped before int(): a tiny eta (e.g. 1e-310) makes the ratio overflow to inf
+        estimate = int(max(0.0, min(99.0, (now - started) / eta * 100)))
     if outputs:
         estimate = max(estimate, int(100 * sum(1 for o in outputs if o.audio_url) / len(outputs)))
     return max(1, min(99, estimate))

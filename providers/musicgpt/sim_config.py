@@ -6,6 +6,10 @@ fields are a 400). Example::
 
     {"faults": [{"status": 429, "endpoints": ["create"], "count": 1}],
      "queue_seconds": 0.2, "callback_order": "shuffle", "callback_duplicates": 1}
+
+``echo_auth_in_errors: true`` makes every native error body quote the ``Authorization``
+value it received (``"Incorrect API key (received Authorization: <key>)"``), so tests can
+check the gateway never passes a provider key on.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     latency: float = 0.0  # seconds to wait before answering
     endpoints: list[Endpoint] = msgspec.field(default_factory=lambda: list(_ENDPOINTS))
     count: int | None = None  # only the next N matching requests; None = all of them
+    # create only: the task is created first (callbacks included), then latency, status or
+    # malformed shape the answer: the provider has the job, its answer is lost or late
+    after_create: bool = False
 
 
 class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -48,6 +55,8 @@ class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # a prompt (or lyrics, style) containing one of these -> the task ends in ERROR
     fail_words: list[str] = msgspec.field(default_factory=lambda: ["failme"])
     faults: list[Fault] = []
+    # error bodies quote the Authorization header received, as some real APIs do
+    echo_auth_in_errors: bool = False
     max_concurrent: int | None = None  # parallel generations per key (plan limit) -> 429
     byid_per_minute: int | None = None  # byId calls per minute (plan limit) -> 429
     callbacks: bool = True

@@ -15,7 +15,11 @@ Native surface (``shared/reference/musicgpt.md``):
   ``ERROR`` when the prompt contains one of ``fail_words``) on ``time.monotonic()``;
   merged shape, or the older single-output shape with ``legacy_shape``.
 * ``Authorization: <key>``, raw: missing -> 401, anything else than ``api_key`` -> 403.
+  With ``echo_auth_in_errors`` every error body quotes the ``Authorization`` received.
 * Media: ``GET /media/{task_id}/{conversion_id}.mp3|.wav|.m3u8`` and ``/cover.png``.
+* Faults (``Fault``): an error status, malformed JSON or latency on chosen endpoints, for
+  the next N requests; ``after_create`` applies one to a create's answer after the task
+  was created (a create that timed out although the provider has the job).
 * Webhooks to the create's ``webhook_url``: ``audio_streaming`` when a song starts,
   ``music_ai`` (+ ``album_cover_generation``, ``lyrics_timestamped``) when it ends.
 
@@ -65,6 +69,7 @@ _MODELS = ("v6", "v6-pro", "v7", "v7-pro")
 
 
 _COUNTERS = (
+    "create_calls",
     "creates_accepted",
     "creates_rejected",
     "creates_flagged",
@@ -114,9 +119,11 @@ class _Sim:
     def phase(self, job: pl.SimJob) -> pl.Phase:
         return job.phase(time.monotonic(), self.config.partial_completed)
 
-    async def fault(self, kind: Endpoint) -> Response[bytes] | None:
+    async def fault(self, kind: Endpoint, after_create: bool = False) -> Response[bytes] | None:
         for rule in list(self.config.faults):
             if kind not in rule.endpoints or (rule.count is not None and rule.count <= 0):
+                continue
+            if (rule.after_create and kind == "create") != after_create:
                 continue
             if rule.count is not None:
                 rule.count -= 1
@@ -231,6 +238,7 @@ class _Sim:
     # ---------------------------------------------------------------- endpoints
 
     async def create(self, request: Request[Any, Any, Any], versioned: bool) -> Response[bytes]:
+        self.stats["create_calls"] += 1  # every create request, faulted or not
         if (resp := await self.fault("create")) is not None:
             return resp
         if (resp := self.auth(request)) is not None:
@@ -280,6 +288,8 @@ class _Sim:
         self.stats["creates_flagged" if flagged else "creates_accepted"] += 1
         if job.webhook_url:
             self.spawn(job)
+        if (resp := await self.fault("create", after_create=True)) is not None:
+            return resp  # the task exists upstream; this answer is an error, late or broken
         eta = round(cfg.queue_seconds + cfg.progress_seconds)
         return _json(
             {
@@ -339,6 +349,21 @@ class _Sim:
         data = {"mp3": MP3_BYTES, "wav": WAV_BYTES}.get(ext) or pl.hls_playlist(stem)
         return Response(data, media_type=_MEDIA[ext])
 
+    def echo_auth(self, request: Request[Any, Any, Any], resp: Response[bytes]) -> Response[bytes]:
+        """With ``echo_auth_in_errors``, quote the received Authorization in an error body."""
+        if not self.config.echo_auth_in_errors or resp.status_code < 400:
+            return resp
+        try:
+            body = msgspec.json.decode(resp.content)
+        except msgspec.DecodeError:
+            return resp
+        received = request.headers.get("authorization", "")
+        for name in ("error", "message", "detail"):
+            if isinstance(body, dict) and isinstance(body.get(name), str):
+                body[name] += f" (received Authorization: {received})"
+                return _json(body, resp.status_code, dict(resp.headers))
+        return resp
+
     def update_config(self, patch: Any) -> Response[bytes]:
         if not isinstance(patch, dict):
             return _error(400, "config patch must be a JSON object")
@@ -359,19 +384,21 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
 
     @post("/v2/MusicAI")
     async def create_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await sim.create(request, versioned=True)
+        return sim.echo_auth(request, await sim.create(request, versioned=True))
 
     @post("/v1/MusicAI")
     async def create_v1(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await sim.create(request, versioned=False)
+        return sim.echo_auth(request, await sim.create(request, versioned=False))
 
     @get("/v1/byId")
     async def by_id(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await sim.by_id(request)
+        return sim.echo_auth(request, await sim.by_id(request))
 
     @get("/media/{task_id:str}/{name:str}")
-    async def media(task_id: FromPath[str], name: FromPath[str]) -> Response[bytes]:
-        return await sim.media(task_id, name)
+    async def media(
+        request: Request[Any, Any, Any], task_id: FromPath[str], name: FromPath[str]
+    ) -> Response[bytes]:
+        return sim.echo_auth(request, await sim.media(task_id, name))
 
     @get("/__sim__/config")
     async def get_config() -> Response[bytes]:

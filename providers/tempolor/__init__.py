@@ -53,6 +53,7 @@ class TemPolorProvider:
     name = "tempolor"
     models = MODELS
     options_type = TemPolorOptions
+    status_calls_per_minute = 300  # useapi.net documents no limit on status calls: conservative
 
     def __init__(
         self,
@@ -97,19 +98,31 @@ class TemPolorProvider:
     async def callback(self, job: JobRef, body: bytes) -> Snapshot:
         view = mapping.decode_callback(body)
         target = view.job_id or (job.native_ids[0] if len(job.native_ids) == 1 else None)
-        if target not in job.native_ids:
-            raise ValueError("callback names no native job of this gateway job")
         if view.replyRef and not view.replyRef.startswith(f"{job.job_id}:"):
             raise ValueError("callback replyRef belongs to another job")
-        jobs = mapping.load_jobs(job.last.state, job.native_ids)
-        i = job.native_ids.index(target)
+        ids = list(job.native_ids)
+        # The create's answer was lost: adopt the native jobs its callbacks name (their
+        # replyRef proves they were created for this gateway job).
+        adopting = not ids or job.last.state.get("adopted") is True
+        if target is not None and target not in ids and adopting and view.replyRef:
+            ids.append(target)
+        if target not in ids:
+            raise ValueError("callback names no native job of this gateway job")
+        jobs = mapping.load_jobs(job.last.state, ids)
+        i = ids.index(target)
         jobs[i] = mapping.merge_status(jobs[i], view)
         if mapping.needs_download(jobs[i], time.time()):
             try:
                 jobs[i] = await self._download(jobs[i], job.format)
             except ProviderError as exc:  # the next fetch tries again
                 log.warning("tempolor_callback_download_failed", native_id=target, error=str(exc))
-        return mapping.to_snapshot(jobs)
+        snap = mapping.to_snapshot(jobs)
+        if ids != job.native_ids:
+            snap.native_ids = ids
+            snap.state["adopted"] = True
+        elif adopting and job.native_ids:
+            snap.state["adopted"] = True
+        return snap
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -8,6 +8,8 @@ title, style or duration, so no model supports them.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from providers.base import ModelSpec
@@ -41,14 +43,45 @@ MODELS: tuple[ModelSpec, ...] = (
 )
 
 
+#: Length limits of the native block's strings (``shared/reference/tempolor-useapi.md``:
+#: ``chords`` <= 200; ``tonality`` is one of 24 keys such as ``F#:minor``, checked in
+#: ``validation.py``; item and user ids are opaque ids, bounded generously).
+MAX_TONALITY = 16
+MAX_CHORDS = 200
+MAX_ITEM_ID = 128
+
+
+Tonality = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=MAX_TONALITY,
+        description=f"Key, e.g. `C:major` or `F#:minor` (instrumental models); at most"
+        f" {MAX_TONALITY} characters.",
+    ),
+]
+Chords = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=MAX_CHORDS,
+        description=f"Chord progression, e.g. `Am F C G` (instrumental models); at most"
+        f" {MAX_CHORDS} characters.",
+    ),
+]
+#: Artist / cloned voice and MIDI item ids (song models), the useapi.net user id.
+ItemId = Annotated[
+    str,
+    msgspec.Meta(max_length=MAX_ITEM_ID, description=f"At most {MAX_ITEM_ID} characters."),
+]
+
+
 class TemPolorOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Native TemPolor fields passed through as they are (``tempolor {...}`` block)."""
 
-    tonality: str | None = None  # e.g. "C:major", "F#:minor" (instrumental)
+    tonality: Tonality | None = None  # e.g. "C:major", "F#:minor" (instrumental)
     bpm: int | None = None  # 50-190 (instrumental)
-    chords: str | None = None  # <= 200 chars (instrumental)
-    artistVoiceItemId: str | None = None
-    clonedVoiceItemId: str | None = None
-    midiItemId: str | None = None
-    user_id: str | None = None
+    chords: Chords | None = None  # <= 200 chars (instrumental)
+    artistVoiceItemId: ItemId | None = None
+    clonedVoiceItemId: ItemId | None = None
+    midiItemId: ItemId | None = None
+    user_id: ItemId | None = None
     maxJobs: int | None = None

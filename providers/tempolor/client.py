@@ -16,7 +16,7 @@ from __future__ import annotations
 import email.utils
 import time
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import httpx
 import msgspec
@@ -35,6 +35,39 @@ DEFAULT_BASE_URL = "https://api.useapi.net/v1"
 DEFAULT_RATE_LIMIT_RETRY = 10.0  # ref: "retry after 10-30 s"; Retry-After is unconfirmed
 _PATH_SAFE = ":@-._~!$&'()*+,;="
 _error_decoder = msgspec.json.Decoder(ErrorView)
+
+
+REDACTED = "[redacted]"
+
+
+def secret_forms(secret: str) -> list[str]:
+    """``secret`` as an upstream may echo it: raw, JSON-escaped (also with ``\\/``) and
+    URL-encoded; longest first."""
+    as_json = msgspec.json.encode(secret).decode()[1:-1]
+    forms = {
+        secret,
+        as_json,
+        as_json.replace("/", "\\/"),
+        quote(secret, safe=""),
+        quote_plus(secret),
+    }
+    return sorted(forms, key=len, reverse=True)
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with every form of ``secret`` replaced by ``[redacted]``."""
+    for form in secret_forms(secret) if secret else ():
+        text = text.replace(form, REDACTED)
+    return text
+
+
+def scrub_bytes(raw: bytes, secret: str | None) -> bytes:
+    """``scrub`` for a raw upstream body, before it is decoded or cut short (a key cut in
+    half by a length limit would no longer match)."""
+    for form in secret_forms(secret) if secret else ():
+        raw = raw.replace(form.encode(), REDACTED.encode())
+    return raw
+
 
 Operation = Literal["create", "status", "download"]
 
@@ -126,18 +159,13 @@ class UseapiClient:
 
     def _error(self, op: Operation, resp: httpx.Response) -> ProviderError:
         status = resp.status_code
-        native = _envelope_message(resp.content)
+        native = _envelope_message(scrub_bytes(resp.content, self._token))
         text = native or resp.reason_phrase or "error"
-        message = self._scrub(f"useapi.net {op} answered {status}: {text}")
+        message = scrub(f"useapi.net {op} answered {status}: {text}", self._token)
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         if status == 429 and retry_after is None:
             retry_after = DEFAULT_RATE_LIMIT_RETRY
         return error_for_status(status, message, provider=PROVIDER, retry_after=retry_after)
-
-    def _scrub(self, text: str) -> str:
-        if self._token and self._token in text:
-            text = text.replace(self._token, "***")
-        return text
 
 
 def _raw(job_id: str) -> str:

@@ -197,8 +197,14 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+        try:
+            f = float(value)
+        except OverflowError:  # an integer beyond float range (JSON allows 4300 digits)
+            return None
+        return f if math.isfinite(f) else None
     if isinstance(value, str):
+        if not value.isascii() or "_" in value:  # float() also reads "３０" and "3_0"
+            return None
         try:
             f = float(value)
         except ValueError:
@@ -283,11 +289,12 @@ def _text(value: Any) -> str | None:
 
 def _metadata(job: NativeJob, view: StatusView) -> dict[str, Any]:
     mat, ext = view.musicMaterial, view.ltmMaterialExtendDto
+    dur = _number(mat.dur) if mat else None
     fresh = {
         "title": _text(view.titleEn),
         "cover": _text(view.cover),
         "tags": _text(mat.style) if mat else None,
-        "duration": _number(mat.dur) if mat else None,
+        "duration": dur if dur is not None and dur >= 0 else None,  # seconds, never negative
         "lyrics": _text(ext.lyricsPrompt) if ext else None,
     }
     return {k: v for k, v in fresh.items() if v is not None and getattr(job, k) != v}

@@ -13,7 +13,10 @@ for a configurable moment right after completion, callbacks to ``replyUrl`` carr
         httpx.get(base + "/__sim__/stats").json()
 
 Knobs (``SimulatorConfig``) can be changed at runtime with ``POST /__sim__/config``
-(partial JSON). ``GET /__sim__/stats`` counts both sides of the conversation,
+(partial JSON); ``echo_auth_in_errors`` makes error envelopes quote the ``Authorization``
+header received, as some real APIs do; ``answer_delay_seconds`` holds a create's answer
+back after its jobs exist (a create that times out although it was accepted).
+``GET /__sim__/stats`` counts both sides of the conversation,
 ``GET /__sim__/creates`` lists the create bodies received, ``POST /__sim__/reset`` forgets
 jobs and counters. Progression uses ``time.monotonic()``; each job keeps the timing knobs
 it was created with.
@@ -58,12 +61,17 @@ class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_parallel_jobs: int | None = None  # 429 when this many jobs are generating
     fault_status: int | None = None  # answer this HTTP status with the native envelope
     fault_message: str | None = None
+    echo_auth_in_errors: bool = False  # error envelopes quote the Authorization received
     malformed_json: bool = False  # answer 200 with a broken JSON body
     fault_count: int | None = None  # faults hit only the next N matching requests
     fault_endpoints: list[str] = msgspec.field(default_factory=lambda: list(ENDPOINTS))
     latency_seconds: float = 0.0  # added before answering
     latency_endpoints: list[str] = msgspec.field(default_factory=lambda: list(ENDPOINTS))
     retry_after: int | None = None  # Retry-After header on 429 answers (unconfirmed upstream)
+    # create only: the jobs are created (callbacks included), then the answer waits this
+    # long: a create that times out although useapi.net has the jobs
+    answer_delay_seconds: float = 0.0
+    answer_delay_count: int | None = None  # delay only the next N creates; None = all
     callbacks: bool = True  # POST progress updates to replyUrl
     callback_retries: int = 2  # extra attempts per callback
     callback_timeout: float = 2.0
@@ -122,6 +130,7 @@ class _Sim:
             name = names.get(status, f"status_{status}")
             by_state[name] = by_state.get(name, 0) + 1
         keys = (
+            "create_calls",
             "creates_accepted",
             "creates_rejected",
             "status_calls",
@@ -131,6 +140,7 @@ class _Sim:
             "callbacks_sent",
             "callbacks_failed",
             "faults_injected",
+            "answers_delayed",
             "unauthorized",
         )
         return {
@@ -156,6 +166,19 @@ def _err(message: str, code: int, headers: dict[str, str] | None = None) -> Resp
 def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
     """The simulator app; ``config`` is kept by reference (tests may mutate it)."""
     sim = _Sim(config=config or SimulatorConfig())
+
+    def echo(request: Request[Any, Any, Any], resp: Response[bytes]) -> Response[bytes]:
+        """With ``echo_auth_in_errors``, quote the received Authorization in an error."""
+        if not sim.config.echo_auth_in_errors or resp.status_code < 400:
+            return resp
+        try:
+            body = msgspec.json.decode(resp.content)
+        except msgspec.DecodeError:
+            return resp
+        if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+            return resp
+        body["error"] += f" (received Authorization: {request.headers.get('authorization', '')})"
+        return _json(body, resp.status_code, dict(resp.headers))
 
     async def gate(request: Request[Any, Any, Any], endpoint: str) -> Response[bytes] | None:
         """Latency, auth and injected faults, in that order; None lets the call through."""
@@ -188,6 +211,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
         return job if job is not None else _err(f"No record found for {job_id}", 404)
 
     async def create(request: Request[Any, Any, Any], kind: str) -> Response[bytes]:
+        sim.count("create_calls")  # every create request, faulted or not
         blocked = await gate(request, "create")
         if blocked is not None:
             sim.count("creates_rejected")
@@ -249,6 +273,12 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
                 sim.tasks.add(task)
                 task.add_done_callback(sim.tasks.discard)
         sim.count("creates_accepted")
+        delays = cfg.answer_delay_count is None or cfg.answer_delay_count > 0
+        if cfg.answer_delay_seconds > 0 and delays:
+            if cfg.answer_delay_count is not None:
+                cfg.answer_delay_count -= 1
+            sim.count("answers_delayed")
+            await asyncio.sleep(cfg.answer_delay_seconds)
         return _json({"jobs": ids, "unlimited": True})
 
     async def callbacks(job: _Job) -> None:
@@ -285,14 +315,17 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
 
     @post("/v1/tempolor/music/song", status_code=200)
     async def create_song(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await create(request, "song")
+        return echo(request, await create(request, "song"))
 
     @post("/v1/tempolor/music/instrumental", status_code=200)
     async def create_instrumental(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await create(request, "instrumental")
+        return echo(request, await create(request, "instrumental"))
 
     @get("/v1/tempolor/music/{job_id:str}")
     async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return echo(request, await _status(request))
+
+    async def _status(request: Request[Any, Any, Any]) -> Response[bytes]:
         blocked = await gate(request, "status")
         if blocked is not None:
             return blocked
@@ -302,6 +335,9 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
 
     @get("/v1/tempolor/music/download/{job_id:str}")
     async def download(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return echo(request, await _download(request))
+
+    async def _download(request: Request[Any, Any, Any]) -> Response[bytes]:
         blocked = await gate(request, "download")
         if blocked is not None:
             return blocked

@@ -71,5 +71,5 @@ async def test_health_and_ready_need_no_key(echo_client: httpx.AsyncClient) -> N
     assert r.json() == {
         "status": "ready",
         "redis": True,
-        "providers": {"echo": {"configured": True}},
+        "providers": {"echo": {"configured": True, "circuit": "closed"}},
     }

@@ -64,7 +64,9 @@ class _Exploding(EchoProvider):
             502,
             "upstream_auth_error",
         ),
-        (UpstreamTimeout("read timeout", provider="echo"), 504, "upstream_timeout"),
+        (UpstreamTimeout("connect timeout", provider="echo", sent=False), 504, "upstream_timeout"),
+        # Sent, answer lost, no callback URL to reconcile with: failed, never re-sent.
+        (UpstreamTimeout("read timeout", provider="echo"), 504, "upstream_outcome_unknown"),
     ],
 )
 async def test_unexpected_and_upstream_errors(
@@ -87,3 +89,11 @@ async def test_store_unavailable_is_503(make_settings: Any) -> None:
     assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
     _check(r, 503, "store_unavailable")
     assert r.headers["retry-after"] == "2"
+
+
+async def test_callback_without_a_body_is_a_clear_400(echo_client: httpx.AsyncClient) -> None:
+    job = await echo_client.post("/v1/music/generate", json={"model": "echo/v1", "prompt": "x"})
+    record = await echo_client.app.state.store.get_job(job.json()["id"])  # type: ignore[attr-defined]
+    r = await echo_client.post(f"/v1/callbacks/echo/{record.id}/{record.callback_token}")
+    body = _check(r, 400, "validation_error")
+    assert "JSON" in body["description"], body

@@ -43,6 +43,8 @@ def test_every_operation_is_documented(live: dict) -> None:
         assert op.get("description"), where
         ok = op["responses"].get("200") or op["responses"].get("201")
         media = "text/plain" if path == "/metrics" else "application/json"
+        if path.endswith("/events"):
+            media = "text/event-stream"
         assert ok and ok["content"][media]["schema"], where
         if method == "post":
             assert op["requestBody"]["content"]["application/json"]["schema"], where

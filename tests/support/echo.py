@@ -4,10 +4,16 @@ It has one song model ``echo/v1`` and one instrumental ``echo/i1``. A job advanc
 native step per ``fetch``: ``WAITING`` → ``RUNNING`` → ``DONE`` (or ``BROKEN`` when the
 ``echo {"fail": true}`` option is set, or ``MYSTERY`` — an unknown status — with
 ``{"mystery": true}``). Every call is counted so tests can assert upstream traffic.
+
+Fault knobs: ``submit_errors`` / ``fetch_errors`` (raised in order, one per call, before
+calls succeed again), ``submit_delay`` (seconds), ``rate_limited``, ``fetch_error``
+(raised on every fetch). A callback body ``{"native_id": ...}`` names the native job, as
+real providers' callbacks do, so a create whose answer was lost can be reconciled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Mapping
 
@@ -60,6 +66,7 @@ class EchoProvider:
     name = "echo"
     models = MODELS
     options_type = EchoOptions
+    status_calls_per_minute = 6000.0
 
     def __init__(self, configured: bool = True) -> None:
         self._configured = configured
@@ -67,6 +74,9 @@ class EchoProvider:
         self.calls: dict[str, int] = {"submit": 0, "fetch": 0, "callback": 0}
         self.rate_limited = False
         self.fetch_error: Exception | None = None
+        self.submit_errors: list[Exception] = []
+        self.fetch_errors: list[Exception] = []
+        self.submit_delay = 0.0
         self.closed = False
 
     @property
@@ -83,11 +93,24 @@ class EchoProvider:
 
     async def submit(self, req: SubmitRequest) -> Submission:
         self.calls["submit"] += 1
+        if self.submit_delay:
+            await asyncio.sleep(self.submit_delay)
+        if self.submit_errors:
+            raise self.submit_errors.pop(0)
         if self.rate_limited:
             raise UpstreamRateLimited("slow down", provider="echo", retry_after=7)
-        opts = req.options or EchoOptions()
         native = f"echo-{next(self._ids)}"
-        state = {
+        state = self.initial_state(req)
+        return Submission(
+            native_id=native,
+            native_ids=[native],
+            snapshot=Snapshot(status="queued", native_status="WAITING", progress=0, state=state),
+        )
+
+    @staticmethod
+    def initial_state(req: SubmitRequest) -> dict:
+        opts = req.options or EchoOptions()
+        return {
             "step": 0,
             "steps": opts.steps,
             "fail": opts.fail,
@@ -95,11 +118,6 @@ class EchoProvider:
             "title": req.title or "Echo",
             "callback": req.callback.url if req.callback else None,
         }
-        return Submission(
-            native_id=native,
-            native_ids=[native],
-            snapshot=Snapshot(status="queued", native_status="WAITING", progress=0, state=state),
-        )
 
     def _snapshot(self, state: dict, native_id: str, fmt: str) -> Snapshot:
         step = state["step"]
@@ -137,6 +155,8 @@ class EchoProvider:
 
     async def fetch(self, job: JobRef) -> Snapshot:
         self.calls["fetch"] += 1
+        if self.fetch_errors:
+            raise self.fetch_errors.pop(0)
         if self.fetch_error is not None:
             raise self.fetch_error
         state = dict(job.last.state)
@@ -149,9 +169,16 @@ class EchoProvider:
             payload = msgspec.json.decode(body, type=dict)
         except msgspec.DecodeError as exc:
             raise ValueError(str(exc)) from exc
-        state = dict(job.last.state)
+        state = dict(job.last.state) or {"step": 0, "steps": 2, "fail": False, "mystery": False}
+        state.setdefault("title", "Echo")
         state["step"] = max(state["step"], int(payload.get("step", 0)))
-        return self._snapshot(state, job.native_id, job.format)
+        native_id = job.native_id or str(payload.get("native_id") or "")
+        if not native_id:
+            raise ValueError("callback names no native job")
+        snap = self._snapshot(state, native_id, job.format)
+        if not job.native_id:
+            snap.native_ids = [native_id]
+        return snap
 
     async def aclose(self) -> None:
         self.closed = True

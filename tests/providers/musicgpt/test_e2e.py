@@ -208,8 +208,10 @@ CREATE_FAULTS = [
     ({"status": 402}, 402, "upstream_insufficient_credits"),
     ({"status": 429}, 429, "upstream_rate_limited"),
     ({"status": 500, "body_style": "detail"}, 502, "upstream_error"),
-    ({"malformed": True}, 502, "upstream_error"),
-    ({"latency": 1.0}, 504, "upstream_timeout"),
+    # A 200 we cannot read, or no answer in time: the job may exist upstream, so it is
+    # never re-sent; without a callback URL to reconcile with, it fails at once.
+    ({"malformed": True}, 504, "upstream_outcome_unknown"),
+    ({"latency": 1.0}, 504, "upstream_outcome_unknown"),
 ]
 
 

@@ -84,11 +84,11 @@ async def test_by_id_lookup_rules(mg_sim: Sim) -> None:
 
 
 async def test_progression_and_media(mg_sim: Sim) -> None:
-    await mg_sim.set(queue_seconds=0.1, progress_seconds=0.1)
+    await mg_sim.set(queue_seconds=1.0, progress_seconds=0.5)  # wide windows: CI is slow
     task = (await create(mg_sim)).json()["task_id"]
     first = (await by_id(mg_sim, task_id=task)).json()["conversion"]
     assert first["status"] == "IN_QUEUE" and first["conversion_path_1"] == ""
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(1.8)
     conv = (await by_id(mg_sim, task_id=task)).json()["conversion"]
     assert conv["status"] == "COMPLETED"
     mp3 = await call("GET", conv["conversion_path_1"])

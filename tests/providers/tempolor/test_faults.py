@@ -179,7 +179,7 @@ async def test_an_upstream_message_echoing_the_token_is_scrubbed(
     with pytest.raises(UpstreamRejected) as info:
         await provider.submit(request())
     no_secret(info.value)
-    assert "***" in info.value.message
+    assert "[redacted]" in info.value.message
 
 
 async def test_missing_token_fails_before_sending(sim: Sim) -> None:

@@ -1,0 +1,352 @@
+"""Starting a job: validate and route, claim the Idempotency-Key, submit, and settle a
+failed or lost create. Mixed into ``JobService`` (``gateway/jobs.py``).
+
+Usage::
+
+    record, replayed = await service.create(key, req, idempotency_key="order-42")
+
+The record is written before the upstream create and completed after it. A failed create
+is stored failed and replayed as such for its ``Idempotency-Key``. A create whose answer
+was lost is never re-sent: it waits for the provider's callback (reconciliation) and
+fails with ``upstream_outcome_unknown`` after ``GATEWAY_UNKNOWN_OUTCOME_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from gateway.errors import (
+    Conflict,
+    GatewayError,
+    InvalidRequest,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+from gateway.log import bind
+from gateway.records import merge_snapshot, new_job_id
+from gateway.resilience import CircuitBreaker, backoff, is_transient
+from gateway.store import IdempotencyEntry, JobRecord, KeyRecord
+from gateway.webhook_url import check_webhook_url
+from providers.base import (
+    NORMALIZED_PARAMS,
+    Callback,
+    JobError,
+    ModelSpec,
+    Provider,
+    ProviderError,
+    SubmitRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
+
+if TYPE_CHECKING:
+    from gateway.jobs import JobService
+
+log = structlog.get_logger("gateway.jobs")
+
+CREATE_RETRIES = 2  # extra attempts for a create that provably never left (connect failure)
+UNKNOWN_OUTCOME = "upstream_outcome_unknown"
+SUBMIT_GRACE = 120.0  # seconds a replay waits for a create under way (then: as stored)
+
+
+def fingerprint(req: Any) -> str:
+    """A digest of the decoded create request (key order and whitespace do not matter)."""
+    return hashlib.sha256(msgspec.json.encode(req, order="sorted")).hexdigest()
+
+
+def outcome_unknown(exc: ProviderError) -> bool:
+    """The create may have reached the provider, and its answer is lost: a timeout after
+    sending, a reset mid-answer, or a success status whose body we could not read."""
+    if not exc.sent:
+        return False
+    if isinstance(exc, UpstreamTimeout):
+        return True
+    status = exc.native_status
+    return isinstance(exc, UpstreamError) and (
+        status is None or (isinstance(status, int) and 200 <= status < 300)
+    )
+
+
+class Creates:
+    """The create half of ``JobService``."""
+
+    # ---------------------------------------------------------------- validation
+
+    def resolve(self: JobService, req: Any) -> tuple[ModelSpec, Provider, SubmitRequest]:
+        """Route by model and check every parameter against what the model honours."""
+        spec = self.catalog.get(req.model)
+        if spec is None:
+            valid = ", ".join(self.catalog)
+            raise InvalidRequest(
+                f"Unknown model {req.model!r}. Valid models: {valid}.",
+                code="unknown_model",
+                param="model",
+                details=list(self.catalog),
+            )
+        provider = self.providers[spec.provider]
+        for name in NORMALIZED_PARAMS:
+            if getattr(req, name) is not None and name not in spec.supports:
+                raise InvalidRequest(
+                    f"Model {spec.id} does not support {name!r}. It supports: "
+                    f"{', '.join(sorted(spec.supports))}.",
+                    code="unsupported_parameter",
+                    param=name,
+                )
+        for other in self.providers:
+            if other != spec.provider and getattr(req, other, None) is not None:
+                raise InvalidRequest(
+                    f"The {other!r} block applies to {other}/* models only; "
+                    f"model {spec.id} is served by {spec.provider}.",
+                    code="unsupported_parameter",
+                    param=other,
+                )
+        submit = SubmitRequest(
+            model=spec,
+            prompt=req.prompt,
+            lyrics=req.lyrics,
+            instrumental=req.instrumental,
+            title=req.title,
+            style=req.style,
+            duration=req.duration,
+            format=req.format or "mp3",
+            options=getattr(req, spec.provider, None),
+        )
+        provider.check(submit)
+        return spec, provider, submit
+
+    # -------------------------------------------------------------------- create
+
+    async def create(
+        self: JobService, key: KeyRecord, req: Any, idempotency_key: str | None = None
+    ) -> tuple[JobRecord, bool]:
+        """Start a job. Returns (record, replayed): ``replayed`` when the
+        ``Idempotency-Key`` was seen before with the same body (no upstream call)."""
+        spec, provider, submit = self.resolve(req)
+        bind(model=spec.id, provider=spec.provider)
+        if not provider.configured:
+            raise ServiceUnavailable(
+                f"Provider {spec.provider} is not configured on this gateway.",
+                code="provider_not_configured",
+                param="model",
+            )
+        if req.webhook_url is not None:
+            await check_webhook_url(
+                req.webhook_url, allow_private=self.settings.webhook_allow_private
+            )
+        owner = key.id
+        digest = fingerprint(req) if idempotency_key is not None else ""
+        if idempotency_key is not None:
+            entry = await self.store.get_idempotency(owner, idempotency_key)
+            if entry is not None:
+                return await self._replay(owner, entry, digest), True
+        breaker = self.breakers[spec.provider]
+        if not breaker.allow():
+            self._unavailable(spec.provider)
+        job_id = new_job_id()
+        limit = (
+            key.max_inflight if key.max_inflight is not None else self.settings.max_inflight_jobs
+        )
+        if limit > 0 and not await self.limits.acquire_slot(owner, job_id, limit):
+            breaker.release_trial()
+            raise TooManyRequests(
+                f"This key already has {limit} jobs queued or in progress; wait for one to finish.",
+                code="too_many_jobs",
+                retry_after=5,
+            )
+        now = time.time()
+        token = secrets.token_urlsafe(24)
+        if self.settings.public_url:
+            url = f"{self.settings.public_url}/v1/callbacks/{spec.provider}/{job_id}/{token}"
+            submit = msgspec.structs.replace(
+                submit, callback=Callback(url=url, job_id=job_id, token=token)
+            )
+        record = JobRecord(
+            id=job_id,
+            owner=owner,
+            provider=spec.provider,
+            model=spec.id,
+            status="queued",
+            created_at=now,
+            updated_at=now,
+            format=submit.format,
+            metadata=req.metadata,
+            webhook_url=req.webhook_url,
+            callback_token=token,
+            refreshed_at=now,
+            submitting=True,
+        )
+        # The record exists before the upstream call: no job is ever lost in between.
+        try:
+            # Scheduled at once: even if this process dies mid-create, the background
+            # refresher fails the job after the bound instead of leaving it queued forever.
+            await self.store.put_job(record, due=now + self.settings.unknown_outcome_seconds)
+            if idempotency_key is not None:
+                entry = IdempotencyEntry(fingerprint=digest, job_id=job_id)
+                ttl = self.settings.idempotency_seconds
+                other = await self.store.claim_idempotency(owner, idempotency_key, entry, ttl)
+                if other is not None:  # a concurrent request with this key won the race
+                    await self.store.delete_job(job_id)
+                    await self.limits.release_slot(owner, job_id)
+                    breaker.release_trial()
+                    return await self._replay(owner, other, digest), True
+        except BaseException:
+            breaker.release_trial()
+            raise
+        bind(job_id=job_id)
+        self.metrics.jobs_created.labels(spec.provider).inc()
+        return await self._submit(record, provider, submit, breaker, idempotency_key), False
+
+    async def _submit(
+        self: JobService,
+        record: JobRecord,
+        provider: Provider,
+        submit: SubmitRequest,
+        breaker: CircuitBreaker,
+        idempotency_key: str | None,
+    ) -> JobRecord:
+        started = time.perf_counter()
+        attempt = 0
+        try:
+            while True:
+                try:
+                    with self.metrics.upstream(record.provider, "submit"):
+                        submission = await provider.submit(submit)
+                    breaker.record(None)
+                    break
+                except ProviderError as exc:
+                    breaker.record(exc)
+                    never_left = not exc.sent and is_transient(exc)
+                    if never_left and attempt < CREATE_RETRIES and breaker.allow():
+                        await asyncio.sleep(backoff(attempt, base=0.2))
+                        attempt += 1
+                        continue
+                    can_reconcile = submit.callback is not None
+                    return await self._create_failed(record, exc, can_reconcile, idempotency_key)
+        finally:
+            bind(upstream_ms=round((time.perf_counter() - started) * 1000, 2))
+
+        def apply(current: JobRecord) -> JobRecord:
+            current.native_id = submission.native_id
+            current.native_ids = submission.native_ids
+            current.submitting = False
+            return merge_snapshot(current, submission.snapshot, time.time())
+
+        stored = await self.store.update_job(record.id, apply)
+        assert stored is not None
+        await self._changed(record.status, stored)
+        return stored
+
+    async def _create_failed(
+        self: JobService,
+        record: JobRecord,
+        exc: ProviderError,
+        can_reconcile: bool,
+        idempotency_key: str | None,
+    ) -> JobRecord:
+        """Store the failed create; answer it (raise) unless the provider may still call
+        back with the job (its answer was lost and a callback URL was sent).
+
+        The failure is replayed for its Idempotency-Key, except when it certainly created
+        nothing upstream and a later try may succeed (429, or the request never left):
+        then the key is released, so the client's retry after Retry-After is a new try."""
+        if outcome_unknown(exc):
+            log.warning(
+                "create_outcome_unknown",
+                job_id=record.id,
+                provider=record.provider,
+                error=exc.code,
+                reconcile=can_reconcile,
+            )
+            if can_reconcile:  # wait for the callback, bounded by unknown_outcome_seconds
+                # (its expiry is on the refresh schedule since put_job)
+                waiting = await self.store.update_job(record.id, _submitted)
+                return waiting or record
+            code, status = UNKNOWN_OUTCOME, 504
+            message = (
+                f"{exc.message}. The provider may or may not have started the job; it was "
+                "not sent again."
+            )
+        else:
+            code, status, message = exc.code, exc.http_status, exc.message
+        failed = msgspec.structs.replace(
+            record,
+            status="failed",
+            error=JobError(code=code, message=message),
+            answer_status=status,
+            submitting=False,
+            updated_at=time.time(),
+            version=record.version + 1,
+        )
+        await self.store.put_job(failed)
+        await self._changed(record.status, failed)
+        if idempotency_key is not None and (isinstance(exc, UpstreamRateLimited) or not exc.sent):
+            await self.store.release_idempotency(record.owner, idempotency_key)
+        error = _replayed_error(failed)
+        if exc.retry_after is not None:
+            error.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        raise error from exc
+
+    async def _replay(
+        self: JobService, owner: str, entry: IdempotencyEntry, digest: str
+    ) -> JobRecord:
+        if not hmac.compare_digest(entry.fingerprint, digest):
+            raise Conflict(
+                "This Idempotency-Key was already used with a different request body. "
+                "Use a new key for a new request.",
+                param="Idempotency-Key",
+            )
+        record = await self.store.get_job(entry.job_id)
+        if record is None or record.owner != owner:
+            raise Conflict(
+                "The request with this Idempotency-Key is still being set up; retry.",
+                param="Idempotency-Key",
+                headers={"Retry-After": "1"},
+            )
+        if record.submitting and time.time() - record.created_at < SUBMIT_GRACE:
+            raise Conflict(
+                "A request with this Idempotency-Key is still in progress; retry shortly.",
+                code="request_in_progress",
+                param="Idempotency-Key",
+                headers={"Retry-After": "1"},
+            )
+        bind(job_id=record.id, idempotent_replay=True)
+        if record.answer_status is not None:
+            raise _replayed_error(record)
+        return record
+
+    def _unavailable(self: JobService, provider: str) -> None:
+        wait = self.breakers[provider].retry_after()
+        raise ServiceUnavailable(
+            f"Provider {provider} is failing; new jobs are refused for about "
+            f"{max(1, round(wait))} s while it recovers.",
+            code="provider_unavailable",
+            param="model",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+
+
+def _submitted(record: JobRecord) -> JobRecord:
+    record.submitting = False
+    record.version += 1
+    return record
+
+
+def _replayed_error(record: JobRecord) -> GatewayError:
+    """The answer a failed create gave, rebuilt from its record (same status and code)."""
+    error = record.error or JobError(code="upstream_error", message="The create failed.")
+    status = record.answer_status or 502
+    return GatewayError(
+        f"{record.provider}: {error.message}",
+        code=error.code,
+        status_code=status,
+        headers={"Retry-After": "10"} if status in (429, 503) else None,
+    )

@@ -1,0 +1,99 @@
+"""Rate limits kept in Redis, atomic (one Lua script each), shared by every gateway process.
+
+* ``take``: a token bucket (capacity, refill per second), on Redis' own clock so that
+  processes with skewed clocks agree. Used for requests per minute per client key.
+* ``acquire_slot`` / ``release_slot``: jobs in flight per client key, a sorted set of job
+  ids; a slot older than ``SLOT_MAX_AGE`` is dropped so that a job nobody ever finishes
+  cannot block its key for good.
+
+Usage::
+
+    limits = Limits(redis, prefix="mgw:")
+    grant = await limits.take("rpm:key_abc", capacity=600, per_second=10)
+    if not grant.allowed:
+        ...  # 429, Retry-After: ceil(grant.retry_after)
+    if not await limits.acquire_slot("key_abc", "mus_...", limit=50):
+        ...  # 429
+    await limits.release_slot("key_abc", "mus_...")   # when the job is final
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from redis.asyncio import Redis
+
+SLOT_MAX_AGE = 3600  # seconds
+
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local cap = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1])
+local ts = tonumber(b[2])
+if tokens == nil or ts == nil then
+  tokens = cap
+  ts = now
+end
+tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  wait = (cost - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(cap / rate * 1000) + 1000)
+return {allowed, tostring(wait), tostring(tokens)}
+"""
+
+_ACQUIRE = """
+local now = tonumber(redis.call('TIME')[1])
+local age = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - age)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('EXPIRE', KEYS[1], age)
+return 1
+"""
+
+
+class Grant(NamedTuple):
+    allowed: bool
+    retry_after: float  # seconds until one token is back (0 when allowed)
+    remaining: float  # tokens left
+
+
+class Limits:
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        self.prefix = prefix
+        self.redis = redis
+        self._take = redis.register_script(_TAKE)
+        self._acquire = redis.register_script(_ACQUIRE)
+
+    async def take(
+        self, bucket: str, *, capacity: float, per_second: float, cost: float = 1
+    ) -> Grant:
+        """Take ``cost`` tokens from ``bucket`` if it holds them (atomic)."""
+        allowed, wait, left = await self._take(
+            keys=[f"{self.prefix}bucket:{bucket}"], args=[capacity, per_second, cost]
+        )
+        return Grant(bool(allowed), float(wait), float(left))
+
+    async def acquire_slot(self, owner: str, job_id: str, limit: int) -> bool:
+        """Count ``job_id`` among ``owner``'s jobs in flight unless ``limit`` are already."""
+        key = f"{self.prefix}inflight:{owner}"
+        return bool(await self._acquire(keys=[key], args=[job_id, limit, SLOT_MAX_AGE]))
+
+    async def release_slot(self, owner: str, job_id: str) -> None:
+        await self.redis.zrem(f"{self.prefix}inflight:{owner}", job_id)

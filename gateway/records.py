@@ -1,0 +1,123 @@
+"""Pure functions over job records: merge a provider snapshot, render the public job.
+
+Usage::
+
+    record = merge_snapshot(record, snapshot, time.time())
+    job = to_public(record)            # the AI Stats-compatible job object
+    ref = job_ref(record, model_spec)  # what a provider's fetch/callback receives
+"""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+from ulid import ULID
+
+from gateway.schemas import JobErrorInfo, MusicJob, OutputItem, Usage
+from gateway.store import JobRecord
+from providers.base import STATUS_RANK, JobError, JobRef, ModelSpec, Snapshot, is_final
+
+log = structlog.get_logger("gateway.jobs")
+
+
+def new_job_id() -> str:
+    return "mus_" + str(ULID()).lower()
+
+
+def merge_snapshot(record: JobRecord, snap: Snapshot, now: float) -> JobRecord:
+    """Fold a provider snapshot into the record. Status only moves forward; a snapshot
+    saying ``completed`` without a playable ``audio_url`` on every output stays
+    ``in_progress``. Native ids a callback names are adopted when the create's own answer
+    was lost (reconciliation)."""
+    status = snap.status
+    if status == "completed" and (not snap.outputs or any(not o.audio_url for o in snap.outputs)):
+        log.warning("completed_without_audio", job_id=record.id, native_status=snap.native_status)
+        status = "in_progress"
+    old = record.status
+    if is_final(old):
+        status = old  # final is final; outputs may still refresh (e.g. renewed URLs)
+    elif STATUS_RANK[status] < STATUS_RANK[old]:
+        status = old
+    progress = snap.progress if snap.progress is not None else record.progress
+    if status == "completed":
+        progress = 100
+    elif progress is not None and record.progress is not None and not is_final(old):
+        progress = max(progress, record.progress)
+    outputs = snap.outputs or record.outputs
+    if old == "failed" or (old == "completed" and any(not o.audio_url for o in outputs)):
+        outputs = record.outputs  # never trade playable outputs for unplayable ones
+    error = record.error
+    if status == "failed" and error is None:
+        error = snap.error or JobError(
+            code="generation_failed",
+            message="The provider reported the generation as failed.",
+            native_status=snap.native_status,
+        )
+    native_ids = record.native_ids + [i for i in snap.native_ids if i not in record.native_ids]
+    changed = status != old or outputs != record.outputs or progress != record.progress
+    return msgspec.structs.replace(
+        record,
+        native_id=record.native_id or (native_ids[0] if native_ids else None),
+        native_ids=native_ids,
+        status=status,
+        native_status=snap.native_status or record.native_status,
+        progress=progress,
+        outputs=outputs,
+        error=error,
+        state=snap.state or record.state,
+        refresh_after=snap.refresh_after,
+        updated_at=now if changed else record.updated_at,
+        refreshed_at=now,
+        version=record.version + 1,
+    )
+
+
+def to_public(record: JobRecord) -> MusicJob:
+    """The AI Stats-compatible job object for a stored record."""
+    outputs = [OutputItem(**msgspec.structs.asdict(o)) for o in record.outputs]
+    usage = None
+    if record.status == "completed":
+        usage = Usage(
+            output_audio_count=len(outputs),
+            output_audio_seconds=round(sum(o.duration or 0 for o in outputs), 3),
+        )
+    error = None
+    if record.status == "failed" and record.error is not None:
+        error = JobErrorInfo(
+            code=record.error.code,
+            message=record.error.message,
+            native_status=record.error.native_status,
+        )
+    return MusicJob(
+        id=record.id,
+        status=record.status,  # type: ignore[arg-type]
+        provider=record.provider,
+        model=record.model,
+        nativeResponseId=record.native_id,
+        created_at=int(record.created_at),
+        updated_at=int(record.updated_at),
+        progress=record.progress,
+        output=outputs,
+        usage=usage,
+        error=error,
+        metadata=record.metadata,
+    )
+
+
+def job_ref(record: JobRecord, spec: ModelSpec) -> JobRef:
+    return JobRef(
+        job_id=record.id,
+        model=spec,
+        native_id=record.native_id or "",
+        native_ids=record.native_ids,
+        format=record.format,  # type: ignore[arg-type]
+        last=Snapshot(
+            status=record.status,  # type: ignore[arg-type]
+            native_status=record.native_status,
+            progress=record.progress,
+            outputs=record.outputs,
+            error=record.error,
+            state=record.state,
+            refresh_after=record.refresh_after,
+        ),
+    )

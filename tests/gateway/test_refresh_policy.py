@@ -1,0 +1,144 @@
+"""Upstream quotas shielded from client polling: singleflight and the Redis lease, the
+shared budget, the background refresher, and the schedule a callback pushes back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from gateway.app import create_app
+from tests.conftest import app_client
+from tests.support.echo import EchoProvider
+
+URL = "/v1/music/generate"
+BODY = {"model": "echo/v1", "prompt": "lofi beat"}
+
+
+async def _create(client: httpx.AsyncClient, **extra: Any) -> dict:
+    r = await client.post(URL, json={**BODY, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _quiet(make_settings: Any, **env: str) -> Any:
+    """Settings where only the test's own polls reach upstream."""
+    return make_settings(GATEWAY_BACKGROUND_REFRESH="off", **env)
+
+
+async def test_n_concurrent_polls_make_exactly_one_upstream_call(
+    make_settings: Any, echo: EchoProvider
+) -> None:
+    app = create_app(_quiet(make_settings, GATEWAY_REFRESH_INTERVAL="1"), providers=[echo])
+    async with app_client(app) as client:
+        job = await _create(client)
+        await asyncio.sleep(1.05)  # the create counts as a refresh: wait one interval
+        answers = await asyncio.gather(*(client.get(f"{URL}/{job['id']}") for _ in range(200)))
+    assert {r.status_code for r in answers} == {200}
+    assert echo.calls["fetch"] == 1
+
+
+async def test_the_lease_holds_across_two_gateway_processes(make_settings: Any) -> None:
+    settings = _quiet(make_settings, GATEWAY_REFRESH_INTERVAL="0.3")
+    one, two = EchoProvider(), EchoProvider()
+    async with (
+        app_client(create_app(settings, providers=[one])) as a,
+        app_client(create_app(settings, providers=[two])) as b,
+    ):
+        job = await _create(a)
+        await asyncio.sleep(0.35)
+        polls = [c.get(f"{URL}/{job['id']}") for c in (a, b) for _ in range(50)]
+        answers = await asyncio.gather(*polls)
+        assert {r.status_code for r in answers} == {200}
+        assert one.calls["fetch"] + two.calls["fetch"] == 1
+        await asyncio.sleep(0.35)  # next interval: one more call, from either process
+        await asyncio.gather(*(c.get(f"{URL}/{job['id']}") for c in (a, b) for _ in range(20)))
+        assert one.calls["fetch"] + two.calls["fetch"] == 2
+
+
+async def test_a_final_job_costs_zero_upstream_calls(
+    echo_client: httpx.AsyncClient, echo: EchoProvider
+) -> None:
+    job = await _create(echo_client)
+    while job["status"] != "completed":
+        job = (await echo_client.get(f"{URL}/{job['id']}")).json()
+    calls = echo.calls["fetch"]
+    for _ in range(20):
+        assert (await echo_client.get(f"{URL}/{job['id']}")).json()["status"] == "completed"
+    assert echo.calls["fetch"] == calls
+    store = echo_client.app.state.store  # type: ignore[attr-defined]
+    assert await store.redis.zscore(store._due, job["id"]) is None
+
+
+async def test_spent_budget_answers_the_cached_snapshot_never_an_error(
+    make_settings: Any, echo: EchoProvider
+) -> None:
+    settings = _quiet(
+        make_settings, GATEWAY_REFRESH_INTERVAL="0", GATEWAY_UPSTREAM_BUDGETS="echo=3"
+    )
+    async with app_client(create_app(settings, providers=[echo])) as client:
+        jobs = [await _create(client) for _ in range(5)]
+        answers = [await client.get(f"{URL}/{j['id']}") for j in jobs]
+        assert {r.status_code for r in answers} == {200}
+        assert echo.calls["fetch"] == 3  # the bucket held three calls
+        fresh = [r for r in answers if r.json()["status"] == "in_progress"]
+        cached = [r for r in answers if r.json()["status"] == "queued"]
+        assert len(fresh) == 3 and len(cached) == 2
+        assert all(r.headers["x-gateway-stale"] == "true" for r in cached)
+        metrics = (await client.get("/metrics")).text
+        assert 'gateway_upstream_budget_denied_total{provider="echo"} 2.0' in metrics
+
+
+async def test_budget_is_shared_by_two_processes(make_settings: Any) -> None:
+    settings = _quiet(
+        make_settings, GATEWAY_REFRESH_INTERVAL="0", GATEWAY_UPSTREAM_BUDGETS="echo=4"
+    )
+    one, two = EchoProvider(), EchoProvider()
+    async with (
+        app_client(create_app(settings, providers=[one])) as a,
+        app_client(create_app(settings, providers=[two])) as b,
+    ):
+        jobs = [await _create(c) for c in (a, b) for _ in range(4)]
+        clients = [a] * 4 + [b] * 4
+        await asyncio.gather(
+            *(c.get(f"{URL}/{j['id']}") for c, j in zip(clients, jobs, strict=True))
+        )
+    assert one.calls["fetch"] + two.calls["fetch"] == 4
+
+
+async def test_the_refresher_advances_a_job_nobody_polls(
+    make_settings: Any, echo: EchoProvider
+) -> None:
+    settings = make_settings(GATEWAY_REFRESH_INTERVAL="0.2")
+    async with app_client(create_app(settings, providers=[echo])) as client:
+        job = await _create(client)
+        store = client.app.state.store  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 20
+        record = await store.get_job(job["id"])
+        while record.status != "completed" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            record = await store.get_job(job["id"])
+        assert record.status == "completed"
+        assert echo.calls["fetch"] == 2  # WAITING -> RUNNING -> DONE, then nothing more
+        assert await store.redis.zscore(store._due, job["id"]) is None
+        await asyncio.sleep(0.6)
+        assert echo.calls["fetch"] == 2  # final: off the schedule for good
+
+
+async def test_a_callback_updates_at_once_and_pushes_the_next_refresh_back(
+    make_settings: Any, echo: EchoProvider
+) -> None:
+    settings = make_settings(GATEWAY_REFRESH_INTERVAL="0.2", GATEWAY_CALLBACK_DEFER="60")
+    async with app_client(create_app(settings, providers=[echo])) as client:
+        job = await _create(client, echo={"steps": 3})
+        store = client.app.state.store  # type: ignore[attr-defined]
+        token = (await store.get_job(job["id"])).callback_token
+        r = await client.post(f"/v1/callbacks/echo/{job['id']}/{token}", json={"step": 1})
+        assert r.json()["status"] == "in_progress"
+        due = await store.redis.zscore(store._due, job["id"])
+        assert due > time.time() + 50
+        calls = echo.calls["fetch"]
+        await asyncio.sleep(0.6)  # three refresh intervals: the refresher leaves it alone
+        assert echo.calls["fetch"] == calls
