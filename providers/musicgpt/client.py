@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from urllib.parse import quote, quote_plus
 
 import httpx
 import msgspec
@@ -22,44 +21,13 @@ from providers.base import (
     error_for_status,
 )
 from providers.musicgpt import mapping
+from providers.scrub import scrub, scrub_bytes
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_BASE_URL = "https://api.musicgpt.com/api/public"
 CREATE_PATH = "/v2/MusicAI"
 BY_ID_PATH = "/v1/byId"
-
-
-REDACTED = "[redacted]"
-
-
-def secret_forms(secret: str) -> list[str]:
-    """``secret`` as an upstream may echo it: raw, JSON-escaped (also with ``\\/``) and
-    URL-encoded; longest first."""
-    as_json = msgspec.json.encode(secret).decode()[1:-1]
-    forms = {
-        secret,
-        as_json,
-        as_json.replace("/", "\\/"),
-        quote(secret, safe=""),
-        quote_plus(secret),
-    }
-    return sorted(forms, key=len, reverse=True)
-
-
-def scrub(text: str, secret: str | None) -> str:
-    """``text`` with every form of ``secret`` replaced by ``[redacted]``."""
-    for form in secret_forms(secret) if secret else ():
-        text = text.replace(form, REDACTED)
-    return text
-
-
-def scrub_bytes(raw: bytes, secret: str | None) -> bytes:
-    """``scrub`` for a raw upstream body, before it is decoded or cut short (a key cut in
-    half by a length limit would no longer match)."""
-    for form in secret_forms(secret) if secret else ():
-        raw = raw.replace(form.encode(), REDACTED.encode())
-    return raw
 
 
 class ClientSettings(msgspec.Struct, frozen=True, kw_only=True):

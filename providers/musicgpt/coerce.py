@@ -44,10 +44,3 @@ def as_flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return value is True or (isinstance(value, int) and value == 1)
-
-
-def redact(text: str, secret: str | None) -> str:
-    """Remove a credential from a message (the key must never reach a client or log)."""
-    if secret and secret in text:
-        text = text.replace(secret, "[redacted]")
-    return text

@@ -16,7 +16,7 @@ from __future__ import annotations
 import email.utils
 import time
 from typing import Literal
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -28,6 +28,7 @@ from providers.base import (
     UpstreamTimeout,
     error_for_status,
 )
+from providers.scrub import scrub, scrub_bytes
 from providers.tempolor.schemas import ErrorView
 
 PROVIDER = "tempolor"
@@ -35,38 +36,6 @@ DEFAULT_BASE_URL = "https://api.useapi.net/v1"
 DEFAULT_RATE_LIMIT_RETRY = 10.0  # ref: "retry after 10-30 s"; Retry-After is unconfirmed
 _PATH_SAFE = ":@-._~!$&'()*+,;="
 _error_decoder = msgspec.json.Decoder(ErrorView)
-
-
-REDACTED = "[redacted]"
-
-
-def secret_forms(secret: str) -> list[str]:
-    """``secret`` as an upstream may echo it: raw, JSON-escaped (also with ``\\/``) and
-    URL-encoded; longest first."""
-    as_json = msgspec.json.encode(secret).decode()[1:-1]
-    forms = {
-        secret,
-        as_json,
-        as_json.replace("/", "\\/"),
-        quote(secret, safe=""),
-        quote_plus(secret),
-    }
-    return sorted(forms, key=len, reverse=True)
-
-
-def scrub(text: str, secret: str | None) -> str:
-    """``text`` with every form of ``secret`` replaced by ``[redacted]``."""
-    for form in secret_forms(secret) if secret else ():
-        text = text.replace(form, REDACTED)
-    return text
-
-
-def scrub_bytes(raw: bytes, secret: str | None) -> bytes:
-    """``scrub`` for a raw upstream body, before it is decoded or cut short (a key cut in
-    half by a length limit would no longer match)."""
-    for form in secret_forms(secret) if secret else ():
-        raw = raw.replace(form.encode(), REDACTED.encode())
-    return raw
 
 
 Operation = Literal["create", "status", "download"]

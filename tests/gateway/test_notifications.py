@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,17 +16,8 @@ from gateway.store import hash_key, key_id_for
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 from tests.support.receiver import Receiver
-from tests.support.servers import serve
 
 URL = "/v1/music/generate"
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    app = Receiver()
-    with serve(app) as base_url:
-        app.base = base_url
-        yield app
 
 
 async def _until(check: Any, timeout: float = 20.0) -> None:

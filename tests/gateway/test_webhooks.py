@@ -10,7 +10,7 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -21,17 +21,8 @@ from redis.asyncio import Redis
 from gateway.log import configure_logging
 from gateway.webhooks import WebhookOutbox, encode_event, new_signing_secret
 from tests.support.receiver import Receiver
-from tests.support.servers import serve
 
 PAYLOAD = b'{"id":"mus_01","object":"music","status":"completed"}'
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    app = Receiver()
-    with serve(app) as base_url:
-        app.base = base_url
-        yield app
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ from providers.base import (
 )
 from providers.musicgpt import callbacks, mapping
 from providers.musicgpt.catalog import MODELS, MusicGPTOptions
-from providers.musicgpt.coerce import as_flag, as_number, as_str, redact
+from providers.musicgpt.coerce import as_flag, as_number, as_str
+from providers.scrub import scrub
 
 MODEL = {m.native_model: m for m in MODELS}
 NOW = 1_000_000.0
@@ -617,5 +618,5 @@ def test_coercions() -> None:
     assert as_str("  ") is None and as_str(None) is None and as_str(5) == "5"
     assert as_flag("true") and as_flag(True) and as_flag(1) and not as_flag("false")
     assert not as_flag(None) and not as_flag(0)
-    assert redact("key sk-123 leaked", "sk-123") == "key [redacted] leaked"
+    assert scrub("key sk-123 leaked", "sk-123") == "key [redacted] leaked"
     assert mapping.retry_after_seconds("7") == 7.0 and mapping.retry_after_seconds(None) is None

@@ -37,6 +37,9 @@ from structlog.testing import capture_logs
 from providers.base import ProviderError, Snapshot
 from providers.tempolor import mapping
 from providers.tempolor.schemas import DownloadView, NativeJob
+from tests.support.wire import NO_BASE, dumps, maybe_url, payloads, texts, urls
+from tests.support.wire import bodies as wire_bodies
+from tests.support.wire import json_values as wire_values
 
 NOW = 1_750_000_000.0
 IDS = tuple(f"user:1-tempolor:u-job:{c}" for c in "abc")
@@ -82,9 +85,6 @@ def documented_code(body: Any) -> int | str | None:
 
 # -------------------------------------------------------------------- strategies
 
-texts = st.text(max_size=10)
-urls = st.text("abc12", min_size=1, max_size=4).map(lambda s: f"https://cdn.example/{s}.mp3")
-maybe_url = st.one_of(urls, st.sampled_from(["", " "]))
 numbers = st.one_of(
     st.integers(-(10**6), 10**6),
     st.floats(allow_nan=False, allow_infinity=False),
@@ -111,48 +111,22 @@ names = st.one_of(
     st.sampled_from(["GENERATING", "FAILED", "COMPLETED", "REVIEWING", "completed", ""]), texts
 )
 codes = st.one_of(st.sampled_from([200, 402, 404, 429, 500, 1e20, "404", -1]), numeric)
-scalars = st.one_of(st.none(), st.booleans(), numbers, st.floats(), texts)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
-    max_leaves=4,
-)
+json_values = wire_values(numbers)
 #: Any type at all, for a field whose type upstream got wrong (NaN/Infinity included:
 #: ``json.dumps`` writes them as tokens the strict decoder must refuse).
 mixed = st.one_of(json_values, numeric, flags, statuses, maybe_url)
 NOISE = ("bizType", "itemId", "unlimited", "x")
 
-NO_BASE: st.SearchStrategy[dict[str, Any]] = st.just({})
 
-
-@st.composite
 def wire(
-    draw: st.DrawFn,
     fields: dict[str, st.SearchStrategy[Any]],
     base: st.SearchStrategy[dict[str, Any]] = NO_BASE,
-) -> dict[str, Any]:
-    """A payload: any subset of the real field names with plausible values, sometimes a
-    field of the wrong type and fields we do not read (``base`` fields come first)."""
-    keys = sorted(fields)
-    out = dict(draw(base))
-    for name in draw(st.lists(st.sampled_from(keys), unique=True, max_size=len(keys))):
-        out[name] = draw(fields[name])
-    if draw(st.integers(0, 5)) == 0:
-        out[draw(st.sampled_from(keys))] = draw(mixed)
-    if draw(st.integers(0, 5)) == 0:
-        out[draw(st.sampled_from(NOISE))] = draw(json_values)
-    return out
-
-
-def dumps(value: Any) -> bytes:
-    return json.dumps(value).encode()
+) -> st.SearchStrategy[dict[str, Any]]:
+    return payloads(fields, mixed=mixed, noise=NOISE, json_values=json_values, base=base)
 
 
 def bodies(plausible: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[bytes]:
-    """Raw bodies: plausible payloads (most), any JSON value, or any bytes."""
-    return st.one_of(
-        plausible.map(dumps), plausible.map(dumps), json_values.map(dumps), st.binary(max_size=40)
-    )
+    return wire_bodies(plausible, json_values)
 
 
 job_ids = st.one_of(st.sampled_from([*IDS, ""]), texts)
