@@ -287,7 +287,7 @@ class Creates:
             version=record.version + 1,
         )
         await self.store.put_job(failed)
-        await self._changed(record.status, failed)
+        await self._changed(record.status, failed, notify=False)  # the answer says it all
         if idempotency_key is not None and (isinstance(exc, UpstreamRateLimited) or not exc.sent):
             await self.store.release_idempotency(record.owner, idempotency_key)
         error = _replayed_error(failed)

@@ -88,9 +88,11 @@ class JobService(Creates):
         """Seconds between background refreshes of one in-flight job."""
         return max(self.settings.refresh_interval, 0.5)
 
-    async def _changed(self, before: str, after: JobRecord, *, defer: float | None = None) -> None:
+    async def _changed(
+        self, before: str, after: JobRecord, *, defer: float | None = None, notify: bool = True
+    ) -> None:
         """After every stored update: bookkeeping once final, the background refresh
-        schedule, and the client's webhook when the status changed."""
+        schedule, and the client's webhook when the status changed (``notify``)."""
         if is_final(after.status):
             if not is_final(before):
                 self.metrics.job_finished(after.provider, after.status)
@@ -98,7 +100,7 @@ class JobService(Creates):
                 await self.store.unschedule(after.id)
         elif self.settings.background_refresh:
             await self.store.schedule(after.id, time.time() + (defer or self.period))
-        if after.status != before and after.webhook_url and self.outbox is not None:
+        if notify and after.status != before and after.webhook_url and self.outbox is not None:
             await self._notify(after)
 
     async def _notify(self, record: JobRecord) -> None:

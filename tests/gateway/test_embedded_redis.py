@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from standardwebhooks import Webhook
+
 from gateway.app import create_app
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.settings import Settings
@@ -77,16 +79,27 @@ def test_cli_keys_create_list_revoke(tmp_path: Path, redis_url: str) -> None:
             timeout=60,
         )
 
-    created = run("create", "--name", "ci-bot")
+    created = run("create", "--name", "ci-bot", "--rpm", "30")
     assert created.returncode == 0, created.stderr
     fields = dict(line.split(":", 1) for line in created.stdout.strip().splitlines())
     key_id, raw = fields["id"].strip(), fields["key"].strip()
+    secret = fields["webhook signing secret"].strip()
     assert raw.startswith("mgw_") and key_id.startswith("key_")
+    Webhook(secret)  # a valid Standard Webhooks secret
     assert "not shown again" in created.stderr
 
     listed = run("list")
     assert f"{key_id}\tactive" in listed.stdout
-    assert raw not in listed.stdout
+    assert "rpm=30\tmax_inflight=default" in listed.stdout
+    assert raw not in listed.stdout and secret not in listed.stdout
+
+    limited = run("limits", key_id, "--max-inflight", "3")
+    assert limited.returncode == 0 and "rpm=None\tmax_inflight=3" in limited.stdout
+    rotated = run("webhook-secret", key_id)
+    assert rotated.returncode == 0
+    new_secret = rotated.stdout.split(":", 1)[1].strip()
+    assert new_secret.startswith("whsec_") and new_secret != secret
+    assert run("webhook-secret", "key_doesnotexist").returncode == 1
 
     assert run("revoke", key_id).returncode == 0
     assert f"{key_id}\trevoked" in run("list").stdout

@@ -149,3 +149,18 @@ async def test_event_stream_is_isolated_per_tenant(echo_client: httpx.AsyncClien
     assert r.status_code == 404 and r.json()["error"] == "not_found"
     r = await echo_client.get(f"{URL}/{job['id']}/events", headers={"Authorization": ""})
     assert r.status_code == 401
+
+
+async def test_a_create_answered_with_an_error_sends_no_webhook(
+    make_settings: Any, receiver: Receiver, echo: EchoProvider
+) -> None:
+    from providers.base import UpstreamRejected
+
+    hook, rec = receiver.add()
+    echo.submit_errors = [UpstreamRejected("no", provider="echo", native_status=422)]
+    async with app_client(create_app(_settings(make_settings), providers=[echo])) as client:
+        body = {"model": "echo/v1", "prompt": "p", "webhook_url": hook}
+        assert (await client.post(URL, json=body)).status_code == 400
+        outbox = client.app.state.jobs.outbox  # type: ignore[attr-defined]
+        assert await outbox.pending() == 0
+    assert rec.calls == []
