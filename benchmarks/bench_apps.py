@@ -27,15 +27,16 @@ from providers.tempolor.simulator import SimulatorConfig as TemPolorConfig
 from providers.tempolor.simulator import create_simulator as tempolor_simulator
 
 MUSICGPT_KEY = "bench-musicgpt-key-0001"
-USEAPI_TOKEN = "user:4242-bench-token-0001"  # noqa: S105 (a simulator credential)
+USEAPI_TOKEN = "user:4242-bench-token-0001"
 
 _PLACEHOLDER = (
     b'{"id":"mus_0","object":"music","status":"completed","provider":"bare","model":"bare",'
     b'"nativeResponseId":null,"created_at":0,"updated_at":0,"progress":100,"output":[],'
     b'"usage":null,"error":null,"metadata":null}'
 )
-_JOB = msgspec.json.decode(os.environ.get("BENCH_BARE_JOB", "").encode() or _PLACEHOLDER,
-                           type=MusicJob)
+_JOB = msgspec.json.decode(
+    os.environ.get("BENCH_BARE_JOB", "").encode() or _PLACEHOLDER, type=MusicJob
+)
 
 
 @get("/v1/music/generate/{music_id:str}")

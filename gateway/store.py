@@ -29,6 +29,7 @@ late artefact) show within it too, and a cached final job is never served past i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -145,6 +146,8 @@ class Store:
         self._keys: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
         self._finals: dict[str, tuple[float, JobRecord]] = {}  # job id -> (expires, record)
         self._job_writes = 0  # bumped by every job write through this Store
+        # job id -> (writes when it started, the Redis read under way), shared by readers
+        self._reads: dict[str, tuple[int, asyncio.Future[JobRecord | None]]] = {}
 
     def _job(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
@@ -178,7 +181,8 @@ class Store:
     async def get_job_cached(self, job_id: str) -> JobRecord | None:
         """``get_job`` for readers: a final record may be answered from this process's
         memory, for at most ``cache_seconds`` and never once its ``refresh_after`` has
-        come. Callers must not change the record they get."""
+        come; concurrent reads of one job share one Redis read (unless a write of this
+        process came between). Callers must not change the record they get."""
         hit = self._finals.get(job_id)
         if hit is not None:
             expires, record = hit
@@ -188,6 +192,15 @@ class Store:
                 return record
             del self._finals[job_id]
         writes = self._job_writes
+        pending = self._reads.get(job_id)
+        if pending is None or pending[0] != writes:
+            task = asyncio.ensure_future(self._read_job(job_id, writes))
+            pending = self._reads[job_id] = (writes, task)
+            task.add_done_callback(lambda done: self._read_done(job_id, done))
+        # shielded: a caller that goes away does not cancel the others' read
+        return await asyncio.shield(pending[1])
+
+    async def _read_job(self, job_id: str, writes: int) -> JobRecord | None:
         record = await self.get_job(job_id)
         if (
             record is not None
@@ -197,6 +210,12 @@ class Store:
         ):
             _remember(self._finals, job_id, time.monotonic() + self.cache_seconds, record)
         return record
+
+    def _read_done(self, job_id: str, task: asyncio.Future[JobRecord | None]) -> None:
+        if self._reads.get(job_id, (0, None))[1] is task:
+            del self._reads[job_id]
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warning if every caller left
 
     async def update_job(
         self, job_id: str, change: Callable[[JobRecord], JobRecord | None], attempts: int = 20
