@@ -64,8 +64,9 @@ class IdempotencyEntry(msgspec.Struct, array_like=True):
     job_id: str
 
 
-class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Everything the gateway keeps about one job."""
+class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=True):
+    """Everything the gateway keeps about one job. Stored as a msgpack array (field order,
+    no names: about 10 % smaller), so new fields go at the end, with a default."""
 
     id: str
     owner: str  # key id of the creator
