@@ -339,21 +339,13 @@ class Store:
         return _key_decoder.decode(existing)
 
     async def get_key(self, key_id: str) -> KeyRecord | None:
-        name = await self._key_name(key_id)
-        raw = None if name is None else await self.redis.get(name)
-        return None if raw is None else _key_decoder.decode(raw)
+        found = await self._load_key(key_id)
+        return None if found is None else found[1]
 
     async def rotate_webhook_secret(self, key_id: str) -> str | None:
         """A new signing secret for the key's webhooks; returns it (shown once)."""
-        name = await self._key_name(key_id)
-        raw = None if name is None else await self.redis.get(name)
-        if name is None or raw is None:
-            return None
-        secret = new_signing_secret()
-        record = msgspec.structs.replace(_key_decoder.decode(raw), webhook_secret=secret)
-        await self.redis.set(name, _job_encoder.encode(record))
-        self._keys.clear()  # this process sees the change at once
-        return secret
+        record = await self._change_key(key_id, webhook_secret=new_signing_secret())
+        return None if record is None else record.webhook_secret
 
     async def lookup_key(self, raw_key: str) -> KeyRecord | None:
         """The record of a raw client key (revoked ones included), None when unknown. A
@@ -380,35 +372,31 @@ class Store:
                 records.append(_key_decoder.decode(raw))
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
-    async def _key_name(self, key_id: str) -> str | None:
+    async def _load_key(self, key_id: str) -> tuple[str, KeyRecord] | None:
+        """(Redis name, record) of a key found by its public id."""
         digest = await self.redis.get(f"{self.prefix}keyid:{key_id}")
-        return None if digest is None else f"{self.prefix}key:{digest.decode()}"
+        if digest is None:
+            return None
+        name = f"{self.prefix}key:{digest.decode()}"
+        raw = await self.redis.get(name)
+        return None if raw is None else (name, _key_decoder.decode(raw))
+
+    async def _change_key(self, key_id: str, **changes: Any) -> KeyRecord | None:
+        """Store the key's record with ``changes``; None when there is no such key."""
+        found = await self._load_key(key_id)
+        if found is None:
+            return None
+        name, record = found
+        record = msgspec.structs.replace(record, **changes)
+        await self.redis.set(name, _job_encoder.encode(record))
+        self._keys.clear()  # this process sees the change at once
+        return record
 
     async def set_key_limits(
         self, key_id: str, *, rpm: int | None, max_inflight: int | None
     ) -> KeyRecord | None:
         """Give one key its own limits (None: back to the gateway default)."""
-        name = await self._key_name(key_id)
-        raw = None if name is None else await self.redis.get(name)
-        if name is None or raw is None:
-            return None
-        record = msgspec.structs.replace(
-            _key_decoder.decode(raw), rpm=rpm, max_inflight=max_inflight
-        )
-        await self.redis.set(name, _job_encoder.encode(record))
-        self._keys.clear()  # this process sees the change at once
-        return record
+        return await self._change_key(key_id, rpm=rpm, max_inflight=max_inflight)
 
     async def revoke_key(self, key_id: str) -> bool:
-        digest = await self.redis.get(f"{self.prefix}keyid:{key_id}")
-        if digest is None:
-            return False
-        name = f"{self.prefix}key:{digest.decode()}"
-        raw = await self.redis.get(name)
-        if raw is None:
-            return False
-        record = _key_decoder.decode(raw)
-        record.revoked = True
-        await self.redis.set(name, _job_encoder.encode(record))
-        self._keys.clear()  # this process sees the change at once
-        return True
+        return await self._change_key(key_id, revoked=True) is not None

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for native payloads, shared by the providers' property tests.
+"""Hypothesis strategies for native payloads, and the snapshot contract, shared by the
+providers' property tests.
 
 Usage::
 
@@ -12,9 +13,16 @@ Usage::
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from providers.base import Snapshot
 
 texts = st.text(max_size=10)
 urls = st.text("abc12", min_size=1, max_size=4).map(lambda s: f"https://cdn.example/{s}.mp3")
@@ -67,3 +75,28 @@ def bodies(
     return st.one_of(
         plausible.map(dumps), plausible.map(dumps), json_values.map(dumps), st.binary(max_size=40)
     )
+
+
+@contextmanager
+def quiet() -> Iterator[list[dict[str, Any]]]:
+    """Capture structlog events instead of printing them (and let tests read them)."""
+    with capture_logs() as logs:
+        yield logs
+
+
+def assert_valid(snap: Snapshot) -> None:
+    """The normalized contract every snapshot must satisfy."""
+    assert snap.status in ("queued", "in_progress", "completed", "failed")
+    assert snap.progress is None or 0 <= snap.progress <= 100
+    indexes = [o.index for o in snap.outputs]
+    assert len(indexes) == len(set(indexes)), indexes
+    if snap.status == "completed":
+        assert snap.outputs, "completed without outputs"
+        assert all(o.audio_url and o.audio_url.strip() for o in snap.outputs), snap.outputs
+    if snap.status == "failed":
+        assert snap.error is not None and snap.error.code and snap.error.message
+    for out in snap.outputs:  # durations feed usage.output_audio_seconds
+        assert out.duration is None or (math.isfinite(out.duration) and out.duration >= 0)
+    assert snap.refresh_after is None or math.isfinite(snap.refresh_after)
+    stored = msgspec.json.decode(msgspec.json.encode(snap), type=Snapshot)
+    assert stored == snap  # the gateway stores it as JSON and hands it back

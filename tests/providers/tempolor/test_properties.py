@@ -25,19 +25,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
 
 from providers.base import ProviderError, Snapshot
 from providers.tempolor import mapping
 from providers.tempolor.schemas import DownloadView, NativeJob
-from tests.support.wire import NO_BASE, dumps, maybe_url, payloads, texts, urls
+from tests.support.wire import NO_BASE, assert_valid, dumps, maybe_url, payloads, quiet, texts, urls
 from tests.support.wire import bodies as wire_bodies
 from tests.support.wire import json_values as wire_values
 
@@ -175,31 +171,6 @@ jobs_lists = st.integers(1, 3).flatmap(lambda n: st.tuples(*(native_job(i) for i
 
 
 # ----------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def quiet() -> Iterator[list[dict[str, Any]]]:
-    """Capture structlog events instead of printing them (and let tests read them)."""
-    with capture_logs() as logs:
-        yield logs
-
-
-def assert_valid(snap: Snapshot) -> None:
-    """The normalized contract every snapshot must satisfy."""
-    assert snap.status in ("queued", "in_progress", "completed", "failed")
-    assert snap.progress is None or 0 <= snap.progress <= 100
-    indexes = [o.index for o in snap.outputs]
-    assert len(indexes) == len(set(indexes)), indexes
-    if snap.status == "completed":
-        assert snap.outputs, "completed without outputs"
-        assert all(o.audio_url and o.audio_url.strip() for o in snap.outputs), snap.outputs
-    if snap.status == "failed":
-        assert snap.error is not None and snap.error.code and snap.error.message
-    for out in snap.outputs:  # durations feed usage.output_audio_seconds
-        assert out.duration is None or (math.isfinite(out.duration) and out.duration >= 0)
-    assert snap.refresh_after is None or math.isfinite(snap.refresh_after)
-    stored = msgspec.json.decode(msgspec.json.encode(snap), type=Snapshot)
-    assert stored == snap  # the gateway stores it as JSON and hands it back
 
 
 def assert_monotonic(old: NativeJob, new: NativeJob) -> None:
