@@ -9,7 +9,7 @@ each), so the music routes are built per app by ``music_handlers(request_type)``
 
 from typing import Annotated, Any
 
-from litestar import Request, Response, get, post
+from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -79,7 +79,6 @@ def music_handlers(request_type: type) -> list[Any]:
     async def create_music(
         data: JSONBody[request_type],  # type: ignore[valid-type]
         request: Request[KeyRecord, str, State],
-        jobs: Jobs,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[MusicJob]:
         """Route the request by ``model`` to its provider and start the job.
@@ -90,6 +89,7 @@ def music_handlers(request_type: type) -> list[Any]:
         """
         # Strictly, again: the framework's pass converts "10" to 10 and "true" to True.
         data = decode_create(await request.body(), request_type)
+        jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
         record, replayed = await jobs.create(request.user, data, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return Response(to_public(record), headers=headers)
@@ -105,7 +105,6 @@ def music_handlers(request_type: type) -> list[Any]:
     async def get_music(
         music_id: MusicId,
         request: Request[KeyRecord, str, State],
-        jobs: Jobs,
     ) -> Response[MusicJob]:
         """The job's current status and outputs.
 
@@ -113,9 +112,10 @@ def music_handlers(request_type: type) -> list[Any]:
         provider at most once per refresh interval; when that refresh fails, the last
         known state is answered with the header ``X-Gateway-Stale: true``.
         """
+        jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
         record, stale = await jobs.get(request.user.id, music_id)
-        headers = {"X-Gateway-Stale": "true"} if stale else {}
-        return Response(to_public(record), headers=headers)
+        headers = {"X-Gateway-Stale": "true"} if stale else None
+        return Response(jobs.render(record), media_type=MediaType.JSON, headers=headers)
 
     return [create_music, get_music, music_events]
 

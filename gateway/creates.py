@@ -240,10 +240,10 @@ class Creates:
             current.submitting = False
             return merge_snapshot(current, submission.snapshot, time.time())
 
-        stored = await self.store.update_job(record.id, apply)
-        assert stored is not None
-        await self._changed(record.status, stored)
-        return stored
+        done = await self.store.update_job(record.id, apply, follow=self._follow())
+        assert done is not None
+        await self._changed(done.before, done.record)
+        return done.record
 
     async def _create_failed(
         self: JobService,
@@ -269,7 +269,7 @@ class Creates:
             if can_reconcile:  # wait for the callback, bounded by unknown_outcome_seconds
                 # (its expiry is on the refresh schedule since put_job)
                 waiting = await self.store.update_job(record.id, _submitted)
-                return waiting or record
+                return waiting.record if waiting is not None else record
             code, status = UNKNOWN_OUTCOME, 504
             message = (
                 f"{exc.message}. The provider may or may not have started the job; it was "
@@ -286,7 +286,7 @@ class Creates:
             updated_at=time.time(),
             version=record.version + 1,
         )
-        await self.store.put_job(failed)
+        await self.store.put_job(failed, zsets=self._follow()(record.status, failed))
         await self._changed(record.status, failed, notify=False)  # the answer says it all
         if idempotency_key is not None and (isinstance(exc, UpstreamRateLimited) or not exc.sent):
             await self.store.release_idempotency(record.owner, idempotency_key)

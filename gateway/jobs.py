@@ -19,19 +19,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Callable
 
 import msgspec
 import structlog
 
 from gateway.creates import UNKNOWN_OUTCOME, Creates
 from gateway.errors import InvalidRequest, NotFound, ServiceUnavailable, TooManyRequests
-from gateway.limits import Limits
+from gateway.limits import Bucket, Grant, Limits
 from gateway.log import bind
 from gateway.metrics import Metrics
 from gateway.records import job_ref, merge_snapshot, to_public
 from gateway.resilience import CircuitBreaker, backoff, is_transient
 from gateway.settings import Settings
-from gateway.store import JobRecord, KeyRecord, Store
+from gateway.store import JobRecord, KeyRecord, Store, ZOp, decode_job
 from gateway.webhooks import WebhookOutbox
 from providers.base import JobError, ModelSpec, Provider, ProviderError, Snapshot, is_final
 
@@ -40,6 +41,7 @@ __all__ = ["JobService", "to_public"]
 log = structlog.get_logger("gateway.jobs")
 
 POLL_BUDGET = 5.0  # seconds a status poll may spend on retries
+RENDERED_ENTRIES = 4096  # final jobs whose JSON is kept (see ``JobService.render``)
 
 _job_encoder = msgspec.json.Encoder()
 
@@ -65,6 +67,7 @@ class JobService(Creates):
             for p in providers
         }
         self._inflight: dict[str, asyncio.Task[tuple[JobRecord, bool]]] = {}
+        self._rendered: dict[str, tuple[JobRecord, bytes]] = {}  # job id -> (record, JSON)
         self.outbox: WebhookOutbox | None = None  # set by the app when webhooks run
 
     # --------------------------------------------------------------- rate limits
@@ -88,18 +91,29 @@ class JobService(Creates):
         """Seconds between background refreshes of one in-flight job."""
         return max(self.settings.refresh_interval, 0.5)
 
-    async def _changed(
-        self, before: str, after: JobRecord, *, defer: float | None = None, notify: bool = True
-    ) -> None:
-        """After every stored update: bookkeeping once final, the background refresh
-        schedule, and the client's webhook when the status changed (``notify``)."""
-        if is_final(after.status):
-            if not is_final(before):
-                self.metrics.job_finished(after.provider, after.status)
-                await self.limits.release_slot(after.owner, after.id)
-                await self.store.unschedule(after.id)
-        elif self.settings.background_refresh:
-            await self.store.schedule(after.id, time.time() + (defer or self.period))
+    def _follow(self, defer: float | None = None) -> Callable[[str, JobRecord], list[ZOp]]:
+        """The schedule and slot changes written together with a job update: a job that
+        turns final leaves the refresh schedule and frees its in-flight slot; one still in
+        flight is due again after ``defer`` (default: the refresh period)."""
+
+        def ops(before: str, after: JobRecord) -> list[ZOp]:
+            if is_final(after.status):
+                if is_final(before):
+                    return []
+                slots = self.limits.slot_key(after.owner)
+                return [(self.store.due_key, after.id, None), (slots, after.id, None)]
+            if self.settings.background_refresh:
+                return [(self.store.due_key, after.id, time.time() + (defer or self.period))]
+            return []
+
+        return ops
+
+    async def _changed(self, before: str, after: JobRecord, *, notify: bool = True) -> None:
+        """After every stored update (whose schedule and slot changes ``_follow`` wrote
+        with it): count a finished job, and queue the client's webhook when the status
+        changed (``notify``)."""
+        if is_final(after.status) and not is_final(before):
+            self.metrics.job_finished(after.provider, after.status)
         if notify and after.status != before and after.webhook_url and self.outbox is not None:
             await self._notify(after)
 
@@ -118,10 +132,25 @@ class JobService(Creates):
             url=record.webhook_url,
             secret=secret,
             event_type=f"music.{record.status}",
-            payload=_job_encoder.encode(to_public(record)),
+            payload=self.render(record),
         )
 
     # ----------------------------------------------------------------------- get
+
+    def render(self, record: JobRecord) -> bytes:
+        """The public job object as JSON. A final record's rendering is kept for as long
+        as the store's cache hands out that same record object (records are never
+        changed in place), so polls of a finished job do not encode it again."""
+        if not is_final(record.status):
+            return _job_encoder.encode(to_public(record))
+        hit = self._rendered.get(record.id)
+        if hit is not None and hit[0] is record:
+            return hit[1]
+        body = _job_encoder.encode(to_public(record))
+        if len(self._rendered) >= RENDERED_ENTRIES and record.id not in self._rendered:
+            del self._rendered[next(iter(self._rendered))]  # the oldest goes first
+        self._rendered[record.id] = (record, body)
+        return body
 
     async def load(self, owner: str, job_id: str) -> JobRecord:
         """The caller's job (a final one may come from the store's short-lived cache)."""
@@ -195,42 +224,55 @@ class JobService(Creates):
             current.version += 1
             return current
 
-        updated = await self.store.update_job(record.id, apply)
-        if updated is None:
+        done = await self.store.update_job(record.id, apply, follow=self._follow())
+        if done is None:
             return record
-        if is_final(updated.status) and not is_final(record.status):
+        if is_final(done.record.status) and not is_final(done.before):
             log.warning("create_outcome_expired", job_id=record.id, provider=record.provider)
-            await self._changed(record.status, updated)
-        return updated
+            await self._changed(done.before, done.record)
+        return done.record
 
     async def _refresh(self, record: JobRecord) -> tuple[JobRecord, bool]:
-        # ... and across processes: one lease holder per refresh interval.
-        interval = self.settings.refresh_interval
-        if interval > 0:
-            if not await self.store.acquire_lease(record.id, interval):
-                return record, False
-            # The caller may have read the record before another lease holder stored a
-            # fresh snapshot (that lease since expired): look again before calling out.
-            current = await self.store.get_job(record.id)
-            if current is None or not self._due(current, time.time()):
-                return current or record, False
-            record = current
         spec = self.catalog.get(record.model)
         provider = self.providers.get(record.provider)
         if spec is None or provider is None:
             return record, False
         breaker = self.breakers[record.provider]
+        if not breaker.allow():
+            log.info("refresh_skipped_circuit_open", job_id=record.id)
+            return await self._not_refreshed(record, self.period)
+        # ... and across processes: one lease holder per refresh interval. Lease, a fresh
+        # read (the caller's copy may predate another holder's snapshot) and the budget
+        # come in one round trip.
+        bucket = self._bucket(record)
+        raw: bytes | None = None
+        interval = self.settings.refresh_interval
+        if interval > 0:
+            begun = await self.store.begin_refresh(record.id, interval, bucket)
+            if not begun.leased or begun.raw is None:
+                breaker.release_trial()
+                return record, False
+            raw, record = begun.raw, decode_job(begun.raw)
+            if not self._due(record, time.time()):
+                breaker.release_trial()
+                return record, False
+            grant = begun.grant
+        else:
+            grant = await self._take(bucket) if bucket is not None else None
         started = time.perf_counter()
         deadline = time.monotonic() + POLL_BUDGET
         try:
             for attempt in range(self.settings.poll_retries + 1):
-                if not breaker.allow():
-                    log.info("refresh_skipped_circuit_open", job_id=record.id)
-                    return await self._not_refreshed(record, self.period)
-                wait = await self._spend_budget(record)
-                if wait is not None:
+                if attempt:
+                    if not breaker.allow():
+                        log.info("refresh_skipped_circuit_open", job_id=record.id)
+                        return await self._not_refreshed(record, self.period)
+                    grant = await self._take(bucket) if bucket is not None else None
+                if grant is not None and not grant.allowed:
                     breaker.release_trial()
-                    return await self._not_refreshed(record, wait)
+                    log.info("upstream_budget_spent", provider=record.provider, job_id=record.id)
+                    self.metrics.budget_denied.labels(record.provider).inc()
+                    return await self._not_refreshed(record, max(grant.retry_after, self.period))
                 try:
                     with self.metrics.upstream(record.provider, "fetch"):
                         snap = await provider.fetch(job_ref(record, spec))
@@ -254,7 +296,7 @@ class JobService(Creates):
         finally:
             bind(upstream_ms=round((time.perf_counter() - started) * 1000, 2))
         try:
-            return await self._store_snapshot(record, snap), False
+            return await self._store_snapshot(record, snap, raw=raw), False
         except _Conflict as conflict:  # a callback landed meanwhile: it is at least as fresh
             return conflict.current, False
 
@@ -265,24 +307,18 @@ class JobService(Creates):
             return configured
         return float(getattr(self.providers[provider], "status_calls_per_minute", 0) or 0)
 
-    async def _spend_budget(self, record: JobRecord) -> float | None:
-        """Take this refresh's calls from the provider's shared budget: None when granted,
-        else the seconds until it has them again."""
+    def _bucket(self, record: JobRecord) -> Bucket | None:
+        """The provider's shared status-call budget, as spent by one refresh of
+        ``record``: one call per native job. None when the provider has no budget."""
         per_minute = self.budget(record.provider)
         if per_minute <= 0:
             return None
-        cost = min(max(1, len(record.native_ids)), per_minute)  # one status call per native job
-        grant = await self.limits.take(
-            f"upstream:{record.provider}",
-            capacity=per_minute,
-            per_second=per_minute / 60,
-            cost=cost,
-        )
-        if grant.allowed:
-            return None
-        log.info("upstream_budget_spent", provider=record.provider, job_id=record.id)
-        self.metrics.budget_denied.labels(record.provider).inc()
-        return max(grant.retry_after, self.period)
+        cost = min(max(1, len(record.native_ids)), per_minute)
+        key = self.limits.bucket_key(f"upstream:{record.provider}")
+        return Bucket(key, per_minute, per_minute / 60, cost)
+
+    async def _take(self, bucket: Bucket) -> Grant:
+        return await self.limits.take_from(bucket)
 
     async def _not_refreshed(self, record: JobRecord, wait: float) -> tuple[JobRecord, bool]:
         """No fresh snapshot this time: answer the cached one, try again after ``wait``."""
@@ -330,9 +366,15 @@ class JobService(Creates):
         raise ServiceUnavailable("Job busy; retry the callback.", code="job_busy")
 
     async def _store_snapshot(
-        self, record: JobRecord, snap: Snapshot, *, defer: float | None = None
+        self,
+        record: JobRecord,
+        snap: Snapshot,
+        *,
+        defer: float | None = None,
+        raw: bytes | None = None,
     ) -> JobRecord:
-        """Store ``snap`` merged over ``record``, only if nobody changed the job since."""
+        """Store ``snap`` merged over ``record``, only if nobody changed the job since
+        (``raw``: the stored bytes ``record`` was decoded from, when at hand)."""
         expected = record.version
 
         def apply(current: JobRecord) -> JobRecord:
@@ -340,11 +382,11 @@ class JobService(Creates):
                 raise _Conflict(current)
             return merge_snapshot(current, snap, time.time())
 
-        updated = await self.store.update_job(record.id, apply)
-        if updated is None:
+        done = await self.store.update_job(record.id, apply, follow=self._follow(defer), raw=raw)
+        if done is None:
             return record
-        await self._changed(record.status, updated, defer=defer)
-        return updated
+        await self._changed(done.before, done.record)
+        return done.record
 
 
 class _Conflict(Exception):

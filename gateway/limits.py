@@ -25,32 +25,35 @@ from redis.asyncio import Redis
 
 SLOT_MAX_AGE = 3600  # seconds
 
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local cap = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1])
-local ts = tonumber(b[2])
-if tokens == nil or ts == nil then
-  tokens = cap
-  ts = now
+# A token bucket as a Lua function, shared by every script that spends tokens (here and
+# ``Store.begin_refresh``): returns {allowed (0/1), seconds until ``cost`` is back, left}.
+BUCKET_LUA = """
+local function take(key, cap, rate, cost)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local b = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(b[1])
+  local ts = tonumber(b[2])
+  if tokens == nil or ts == nil then
+    tokens = cap
+    ts = now
+  end
+  tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+  local allowed = 0
+  local wait = 0
+  if tokens >= cost then
+    tokens = tokens - cost
+    allowed = 1
+  else
+    wait = (cost - tokens) / rate
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil(cap / rate * 1000) + 1000)
+  return {allowed, tostring(wait), tostring(tokens)}
 end
-tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  wait = (cost - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(cap / rate * 1000) + 1000)
-return {allowed, tostring(wait), tostring(tokens)}
 """
+
+_TAKE = BUCKET_LUA + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
 
 _ACQUIRE = """
 local now = tonumber(redis.call('TIME')[1])
@@ -73,6 +76,21 @@ class Grant(NamedTuple):
     retry_after: float  # seconds until one token is back (0 when allowed)
     remaining: float  # tokens left
 
+    @classmethod
+    def parse(cls, reply: list[object]) -> Grant:
+        """From ``BUCKET_LUA``'s ``take`` reply: {allowed, wait, left}."""
+        allowed, wait, left = reply
+        return cls(bool(allowed), float(wait), float(left))  # type: ignore[arg-type]
+
+
+class Bucket(NamedTuple):
+    """A token bucket to spend from inside another script (``Store.begin_refresh``)."""
+
+    key: str  # full Redis key, from ``Limits.bucket_key``
+    capacity: float
+    per_second: float
+    cost: float
+
 
 class Limits:
     def __init__(self, redis: Redis, *, prefix: str) -> None:
@@ -81,19 +99,31 @@ class Limits:
         self._take = redis.register_script(_TAKE)
         self._acquire = redis.register_script(_ACQUIRE)
 
+    def bucket_key(self, bucket: str) -> str:
+        return f"{self.prefix}bucket:{bucket}"
+
+    def slot_key(self, owner: str) -> str:
+        """The sorted set of ``owner``'s jobs in flight (member: job id)."""
+        return f"{self.prefix}inflight:{owner}"
+
     async def take(
         self, bucket: str, *, capacity: float, per_second: float, cost: float = 1
     ) -> Grant:
         """Take ``cost`` tokens from ``bucket`` if it holds them (atomic)."""
-        allowed, wait, left = await self._take(
-            keys=[f"{self.prefix}bucket:{bucket}"], args=[capacity, per_second, cost]
+        reply = await self._take(keys=[self.bucket_key(bucket)], args=[capacity, per_second, cost])
+        return Grant.parse(reply)
+
+    async def take_from(self, bucket: Bucket) -> Grant:
+        """``take`` for a ``Bucket`` built by a caller (same script, same key)."""
+        reply = await self._take(
+            keys=[bucket.key], args=[bucket.capacity, bucket.per_second, bucket.cost]
         )
-        return Grant(bool(allowed), float(wait), float(left))
+        return Grant.parse(reply)
 
     async def acquire_slot(self, owner: str, job_id: str, limit: int) -> bool:
         """Count ``job_id`` among ``owner``'s jobs in flight unless ``limit`` are already."""
-        key = f"{self.prefix}inflight:{owner}"
+        key = self.slot_key(owner)
         return bool(await self._acquire(keys=[key], args=[job_id, limit, SLOT_MAX_AGE]))
 
     async def release_slot(self, owner: str, job_id: str) -> None:
-        await self.redis.zrem(f"{self.prefix}inflight:{owner}", job_id)
+        await self.redis.zrem(self.slot_key(owner), job_id)

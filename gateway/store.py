@@ -14,7 +14,8 @@ Usage::
     store = Store(redis, prefix="mgw:", retention_seconds=30 * 86400)
     await store.put_job(record)
     record = await store.get_job("mus_...")
-    record = await store.update_job("mus_...", lambda r: ...)   # optimistic, retried
+    done = await store.update_job("mus_...", change, follow=...)  # compare-and-set, retried
+    begun = await store.begin_refresh("mus_...", 2.0, bucket)  # lease + read + budget
     record = await store.get_job_cached("mus_...")   # a final job may come from memory
     key = await store.lookup_key("mgw_...")          # from memory for up to cache_seconds
 
@@ -33,13 +34,13 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
+from gateway.limits import BUCKET_LUA, Bucket, Grant
 from gateway.webhooks import new_signing_secret
 from providers.base import JobError, Output, is_final
 
@@ -99,6 +100,10 @@ _key_decoder = msgspec.msgpack.Decoder(KeyRecord)
 _idem_decoder = msgspec.msgpack.Decoder(IdempotencyEntry)
 
 
+def decode_job(raw: bytes) -> JobRecord:
+    return _job_decoder.decode(raw)
+
+
 def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
@@ -110,6 +115,96 @@ def key_id_for(digest: str) -> str:
 
 def new_raw_key() -> str:
     return "mgw_" + secrets.token_urlsafe(32)
+
+
+ZOp = tuple[str, str, float | None]  # (sorted set key, member, score; None removes it)
+
+
+class Updated(NamedTuple):
+    """What ``update_job`` did: the status the job had before, and the record as stored
+    now (the unchanged current one when ``change`` skipped)."""
+
+    before: str
+    record: JobRecord
+
+
+class Begun(NamedTuple):
+    """What ``begin_refresh`` found: the lease (False: another refresh holds it), the
+    job's stored bytes (None: no such job), the budget's answer (None: no budget)."""
+
+    leased: bool
+    raw: bytes | None
+    grant: Grant | None
+
+
+# Sorted-set changes that ride along with a job write: KEYS[2..] and, after the two
+# leading arguments, one (member, score) pair per key; an empty score removes the member.
+_ZOPS_LUA = """
+local function zops()
+  for i = 2, #KEYS do
+    local member, score = ARGV[2 * i - 1], ARGV[2 * i]
+    if score == '' then
+      redis.call('ZREM', KEYS[i], member)
+    else
+      redis.call('ZADD', KEYS[i], score, member)
+    end
+  end
+end
+"""
+
+# KEYS[1] job; ARGV[1] record, ARGV[2] seconds to keep it.
+_PUT = (
+    _ZOPS_LUA
+    + """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+zops()
+return 1
+"""
+)
+
+# Compare-and-set: KEYS[1] job; ARGV[1] the bytes the change was computed from, ARGV[2]
+# the new record. Returns 1 when written, else the current bytes (nil: no such job).
+_SWAP = (
+    _ZOPS_LUA
+    + """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return false
+end
+if current ~= ARGV[1] then
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+zops()
+return 1
+"""
+)
+
+# KEYS[1] lease, KEYS[2] job, KEYS[3] budget bucket (optional); ARGV[1] lease ms, then
+# the bucket's capacity, refill per second and cost.
+_BEGIN = (
+    BUCKET_LUA
+    + """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return {0}
+end
+local raw = redis.call('GET', KEYS[2])
+if not raw or #KEYS < 3 then
+  return {1, raw}
+end
+local g = take(KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+return {1, raw, g[1], g[2], g[3]}
+"""
+)
+
+
+def _zops(ops: Sequence[ZOp]) -> tuple[list[str], list[Any]]:
+    keys: list[str] = []
+    args: list[Any] = []
+    for key, member, score in ops:
+        keys.append(key)
+        args += [member, "" if score is None else repr(float(score))]
+    return keys, args
 
 
 _CLAIM_DUE = """
@@ -142,8 +237,11 @@ class Store:
         self.prefix = prefix
         self.retention = retention_seconds
         self.cache_seconds = cache_seconds
-        self._due = f"{prefix}due"
+        self.due_key = f"{prefix}due"
         self._claim_due = redis.register_script(_CLAIM_DUE)
+        self._put = redis.register_script(_PUT)
+        self._swap = redis.register_script(_SWAP)
+        self._begin = redis.register_script(_BEGIN)
         self._keys: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
         self._finals: dict[str, tuple[float, JobRecord]] = {}  # job id -> (expires, record)
         self._job_writes = 0  # bumped by every job write through this Store
@@ -161,18 +259,19 @@ class Store:
         self._job_writes += 1
         self._finals.pop(job_id, None)
 
-    async def put_job(self, record: JobRecord, *, due: float | None = None) -> None:
-        """Store ``record``; with ``due``, also put it on the refresh schedule (one trip)."""
+    async def put_job(
+        self, record: JobRecord, *, due: float | None = None, zsets: Sequence[ZOp] = ()
+    ) -> None:
+        """Store ``record`` (one round trip); with ``due``, also put it on the refresh
+        schedule, and apply the sorted-set changes ``zsets``, atomically with it."""
         self._wrote_job(record.id)
-        if due is None:
-            await self.redis.set(
-                self._job(record.id), _job_encoder.encode(record), ex=self.retention
-            )
+        ops = [*zsets, (self.due_key, record.id, due)] if due is not None else zsets
+        raw = _job_encoder.encode(record)
+        if ops:
+            keys, args = _zops(ops)
+            await self._put(keys=[self._job(record.id), *keys], args=[raw, self.retention, *args])
         else:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(self._job(record.id), _job_encoder.encode(record), ex=self.retention)
-                pipe.zadd(self._due, {record.id: due})
-                await pipe.execute()
+            await self.redis.set(self._job(record.id), raw, ex=self.retention)
         self._wrote_job(record.id)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -219,47 +318,72 @@ class Store:
             task.exception()  # retrieved: no "never retrieved" warning if every caller left
 
     async def update_job(
-        self, job_id: str, change: Callable[[JobRecord], JobRecord | None], attempts: int = 20
-    ) -> JobRecord | None:
-        """Apply ``change`` atomically (WATCH/MULTI); ``change`` returns None to skip."""
+        self,
+        job_id: str,
+        change: Callable[[JobRecord], JobRecord | None],
+        *,
+        follow: Callable[[str, JobRecord], Sequence[ZOp]] | None = None,
+        raw: bytes | None = None,
+        attempts: int = 20,
+    ) -> Updated | None:
+        """Apply ``change`` atomically: compare-and-set against the bytes it was computed
+        from (one round trip; retried on the current bytes when another write won).
+        ``change`` gets a fresh record it may modify, and returns None to skip the write.
+        ``follow(status before, new record)`` names sorted-set changes written with it.
+        ``raw``: the stored bytes when the caller just read them (saves the read).
+        None when there is no such job."""
         key = self._job(job_id)
         self._wrote_job(job_id)
+        if raw is None:
+            raw = await self.redis.get(key)
         for _ in range(attempts):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        return None
-                    current = _job_decoder.decode(raw)
-                    updated = change(current)
-                    if updated is None:
-                        return current
-                    ttl = await pipe.ttl(key)
-                    pipe.multi()
-                    pipe.set(
-                        key, _job_encoder.encode(updated), ex=ttl if ttl > 0 else self.retention
-                    )
-                    await pipe.execute()
-                    self._wrote_job(job_id)
-                    return updated
-                except WatchError:
-                    continue
+            if raw is None:
+                return None
+            current = _job_decoder.decode(raw)
+            before = current.status
+            updated = change(current)
+            if updated is None:
+                return Updated(before, current)
+            keys, args = _zops(follow(before, updated) if follow is not None else ())
+            reply = await self._swap(
+                keys=[key, *keys], args=[raw, _job_encoder.encode(updated), *args]
+            )
+            if reply == 1:
+                self._wrote_job(job_id)
+                return Updated(before, updated)
+            raw = reply  # another write came first (or the job is gone: None)
         raise RuntimeError(f"job {job_id} kept changing; update abandoned")
+
+    async def begin_refresh(
+        self, job_id: str, lease_seconds: float, bucket: Bucket | None = None
+    ) -> Begun:
+        """One round trip before an upstream refresh: take the job's lease (one holder
+        per ``lease_seconds`` across processes), read the job, and spend ``bucket``'s
+        tokens, each step only when the one before succeeded."""
+        keys = [f"{self.prefix}lease:{job_id}", self._job(job_id)]
+        args: list[Any] = [max(1, int(lease_seconds * 1000))]
+        if bucket is not None:
+            keys.append(bucket.key)
+            args += [bucket.capacity, bucket.per_second, bucket.cost]
+        reply = await self._begin(keys=keys, args=args)
+        if not reply[0]:
+            return Begun(False, None, None)
+        grant = Grant.parse(reply[2:5]) if len(reply) > 2 else None
+        return Begun(True, reply[1], grant)
 
     # ------------------------------------------------------------- refresh schedule
 
     async def schedule(self, job_id: str, at: float) -> None:
         """The background refresher should look at ``job_id`` at ``at`` (epoch seconds)."""
-        await self.redis.zadd(self._due, {job_id: at})
+        await self.redis.zadd(self.due_key, {job_id: at})
 
     async def unschedule(self, job_id: str) -> None:
-        await self.redis.zrem(self._due, job_id)
+        await self.redis.zrem(self.due_key, job_id)
 
     async def claim_due(self, limit: int, claim_seconds: float, now: float) -> list[str]:
         """Take up to ``limit`` due job ids; each is pushed ``claim_seconds`` ahead so no
         other process takes it meanwhile (and it comes back if this one dies)."""
-        ids = await self._claim_due(keys=[self._due], args=[now, limit, claim_seconds])
+        ids = await self._claim_due(keys=[self.due_key], args=[now, limit, claim_seconds])
         return [i.decode() if isinstance(i, bytes) else i for i in ids]
 
     async def delete_job(self, job_id: str) -> None:
@@ -289,11 +413,6 @@ class Store:
 
     async def release_idempotency(self, owner: str, idem_key: str) -> None:
         await self.redis.delete(self._idem(owner, idem_key))
-
-    async def acquire_lease(self, job_id: str, seconds: float) -> bool:
-        """True for exactly one caller per job per ``seconds`` (across processes)."""
-        ms = max(1, int(seconds * 1000))
-        return bool(await self.redis.set(f"{self.prefix}lease:{job_id}", b"1", nx=True, px=ms))
 
     # ------------------------------------------------------------------------ keys
 

@@ -1,7 +1,9 @@
-"""Thin HTTP I/O against MusicGPT: one pooled ``httpx.AsyncClient``, explicit timeouts.
+"""Thin HTTP I/O against MusicGPT over ``providers.http`` (one pooled aiohttp session).
 
 Every failure leaves as a ``ProviderError`` subclass whose message never contains the
-API key (it travels only in the ``Authorization`` header, raw, without ``Bearer``).
+API key (it travels only in the ``Authorization`` header, raw, without ``Bearer``): a
+transport failure that provably never left is ``sent=False`` (connect errors and connect
+or pool timeouts), anything after sending is ``sent=True``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-import httpx
 import msgspec
 import structlog
 
@@ -20,6 +21,14 @@ from providers.base import (
     UpstreamTimeout,
     error_for_status,
 )
+from providers.http import (
+    ConnectError,
+    ConnectTimeout,
+    ReadTimeout,
+    Timeouts,
+    TransportError,
+    UpstreamHTTP,
+)
 from providers.musicgpt import mapping
 from providers.scrub import scrub, scrub_bytes
 
@@ -28,6 +37,7 @@ log = structlog.get_logger(__name__)
 DEFAULT_BASE_URL = "https://api.musicgpt.com/api/public"
 CREATE_PATH = "/v2/MusicAI"
 BY_ID_PATH = "/v1/byId"
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 class ClientSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,38 +69,35 @@ class ClientSettings(msgspec.Struct, frozen=True, kw_only=True):
             max_connections=int(num("MUSICGPT_MAX_CONNECTIONS", 50)),
         )
 
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(
+            connect=self.connect_timeout,
+            read=self.read_timeout,
+            write=self.write_timeout,
+            pool=self.pool_timeout,
+        )
+
 
 class MusicGPTClient:
     """``create`` and ``by_id`` return the raw 2xx body; the mapping decodes it."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
-        self._http: httpx.AsyncClient | None = None  # made on first use: no I/O at init
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None or self._http.is_closed:
-            s = self.settings
-            self._http = httpx.AsyncClient(
-                base_url=s.base_url,
-                timeout=httpx.Timeout(
-                    connect=s.connect_timeout,
-                    read=s.read_timeout,
-                    write=s.write_timeout,
-                    pool=s.pool_timeout,
-                ),
-                limits=httpx.Limits(
-                    max_connections=s.max_connections,
-                    max_keepalive_connections=s.max_connections,
-                ),
-                headers={"Accept": "application/json", "User-Agent": "music-gateway"},
-                follow_redirects=False,
-            )
-        return self._http
+        # No I/O here: the session is made on the first call, in the loop that makes it.
+        self._http = UpstreamHTTP(
+            settings.base_url,
+            headers={
+                "Accept": "application/json",
+                "User-Agent": "music-gateway",
+                **({"Authorization": settings.api_key} if settings.api_key else {}),
+            },
+            timeouts=settings.timeouts,
+            limit=settings.max_connections,
+        )
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._http.aclose()
 
     async def create(self, body: bytes) -> bytes:
         return await self._send("create", "POST", CREATE_PATH, content=body)
@@ -113,42 +120,42 @@ class MusicGPTClient:
             raise UpstreamAuthError(
                 "MusicGPT API key is not configured", provider=mapping.PROVIDER, sent=False
             )
-        headers = {"Authorization": key}
-        if content is not None:
-            headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         try:
-            resp = await self._client().request(
-                method, path, content=content, params=params, headers=headers
+            resp = await self._http.request(
+                method,
+                path,
+                content=content,
+                params=params,
+                headers=_JSON_BODY if content is not None else None,
             )
-        except httpx.TimeoutException as exc:
-            sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+        except (ConnectTimeout, ReadTimeout) as exc:
             raise self._fail(
-                UpstreamTimeout, f"MusicGPT {kind} call timed out ({type(exc).__name__})", sent
+                UpstreamTimeout, f"MusicGPT {kind} call timed out ({type(exc).__name__})", exc.sent
             ) from None
-        except httpx.ConnectError as exc:
+        except ConnectError as exc:
             raise self._fail(
                 UpstreamError, f"could not connect to MusicGPT ({type(exc).__name__})", False
             ) from None
-        except httpx.HTTPError as exc:  # reset, protocol error, read error
+        except TransportError as exc:  # reset, disconnect, malformed answer, body cut short
             raise self._fail(
                 UpstreamError, f"MusicGPT {kind} call failed ({type(exc).__name__})", True
             ) from None
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        if resp.is_success:
-            log.debug("musicgpt_call", kind=kind, status=resp.status_code, latency_ms=latency_ms)
-            return resp.content
-        raw = scrub_bytes(resp.content, key)
-        message = scrub(mapping.error_message(raw, resp.status_code), key)
+        if resp.ok:
+            log.debug("musicgpt_call", kind=kind, status=resp.status, latency_ms=latency_ms)
+            return resp.body
+        raw = scrub_bytes(resp.body, key)
+        message = scrub(mapping.error_message(raw, resp.status), key)
         log.warning(
             "musicgpt_call_failed",
             kind=kind,
-            status=resp.status_code,
+            status=resp.status,
             latency_ms=latency_ms,
             message=message,
         )
         raise error_for_status(
-            resp.status_code,
+            resp.status,
             f"MusicGPT {kind} failed: {message}",
             provider=mapping.PROVIDER,
             retry_after=mapping.retry_after_seconds(resp.headers.get("Retry-After")),

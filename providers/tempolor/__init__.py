@@ -25,7 +25,6 @@ import asyncio
 import time
 from collections.abc import Mapping
 
-import httpx
 import structlog
 
 from providers.base import (
@@ -37,6 +36,7 @@ from providers.base import (
     UpstreamNotFound,
     UpstreamRejected,
 )
+from providers.http import Timeouts
 from providers.tempolor import mapping, validation
 from providers.tempolor.catalog import MODELS, TemPolorOptions
 from providers.tempolor.client import DEFAULT_BASE_URL, UseapiClient
@@ -60,15 +60,12 @@ class TemPolorProvider:
         *,
         token: str,
         base_url: str = DEFAULT_BASE_URL,
-        timeout: httpx.Timeout | None = None,
+        timeout: Timeouts | None = None,
         default_url_ttl: float = mapping.DEFAULT_URL_TTL,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._token = token
         self._default_ttl = default_url_ttl
-        self._client = UseapiClient(
-            token=token, base_url=base_url, timeout=timeout, transport=transport
-        )
+        self._client = UseapiClient(token=token, base_url=base_url, timeout=timeout)
 
     @property
     def configured(self) -> bool:
@@ -161,11 +158,9 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def create(
-    env: Mapping[str, str], *, transport: httpx.AsyncBaseTransport | None = None
-) -> TemPolorProvider:
+def create(env: Mapping[str, str]) -> TemPolorProvider:
     """Build the provider from environment names (see the module docstring)."""
-    timeout = httpx.Timeout(
+    timeout = Timeouts(
         connect=_seconds(env, "USEAPI_CONNECT_TIMEOUT", 5.0),
         read=_seconds(env, "USEAPI_READ_TIMEOUT", 30.0),
         write=_seconds(env, "USEAPI_WRITE_TIMEOUT", 10.0),
@@ -176,5 +171,4 @@ def create(
         base_url=(env.get("USEAPI_BASE_URL") or "").strip() or DEFAULT_BASE_URL,
         timeout=timeout,
         default_url_ttl=_seconds(env, "USEAPI_DEFAULT_URL_TTL", mapping.DEFAULT_URL_TTL),
-        transport=transport,
     )

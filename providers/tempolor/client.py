@@ -1,10 +1,13 @@
-"""Thin HTTP I/O against useapi.net's TemPolor API (one pooled ``httpx.AsyncClient``).
+"""Thin HTTP I/O against useapi.net's TemPolor API over ``providers.http`` (one pooled
+aiohttp session).
 
 Every call answers the raw body of a 2xx response or raises from the ``ProviderError``
 tree: useapi's ``{"error", "code"}`` envelope becomes the message, the HTTP status picks
 the class (``error_for_status``), a ``Retry-After`` header (or, for 429, useapi's advice
 of 10-30 s) becomes ``retry_after``. The token is sent only in the ``Authorization``
-header and is scrubbed from every message we build.
+header and is scrubbed from every message we build. A transport failure that provably
+never left (connect error, connect or pool timeout) is ``sent=False``; anything after
+sending is ``sent=True``.
 
 Job ids go raw into the path (``user:12345-tempolor:...-job:...``): ``:`` and ``@`` are
 legal path characters and useapi expects them unencoded; only characters that would
@@ -18,7 +21,6 @@ import time
 from typing import Literal
 from urllib.parse import quote
 
-import httpx
 import msgspec
 
 from providers.base import (
@@ -28,6 +30,15 @@ from providers.base import (
     UpstreamTimeout,
     error_for_status,
 )
+from providers.http import (
+    Answer,
+    ConnectError,
+    ConnectTimeout,
+    ReadTimeout,
+    Timeouts,
+    TransportError,
+    UpstreamHTTP,
+)
 from providers.scrub import scrub, scrub_bytes
 from providers.tempolor.schemas import ErrorView
 
@@ -36,6 +47,7 @@ DEFAULT_BASE_URL = "https://api.useapi.net/v1"
 DEFAULT_RATE_LIMIT_RETRY = 10.0  # ref: "retry after 10-30 s"; Retry-After is unconfirmed
 _PATH_SAFE = ":@-._~!$&'()*+,;="
 _error_decoder = msgspec.json.Decoder(ErrorView)
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 Operation = Literal["create", "status", "download"]
@@ -49,16 +61,19 @@ class UseapiClient:
         *,
         token: str,
         base_url: str = DEFAULT_BASE_URL,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: Timeouts | None = None,
     ) -> None:
         self._token = token
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout or httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0),
-            headers={"Accept": "application/json", "User-Agent": "music-gateway/tempolor"},
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            transport=transport,
+        # No I/O here: the session is made on the first call, in the loop that makes it.
+        self._http = UpstreamHTTP(
+            base_url,
+            headers={
+                "Accept": "application/json",
+                "User-Agent": "music-gateway/tempolor",
+                **({"Authorization": f"Bearer {token}"} if token else {}),
+            },
+            timeouts=timeout or Timeouts(),
+            limit=50,
         )
 
     async def aclose(self) -> None:
@@ -71,7 +86,7 @@ class UseapiClient:
             "POST",
             f"/tempolor/music/{endpoint}",
             content=body,
-            headers={"Content-Type": "application/json"},
+            headers=_JSON_BODY,
         )
 
     async def status(self, job_id: str) -> bytes:
@@ -99,37 +114,34 @@ class UseapiClient:
     ) -> bytes:
         if not self._token:
             raise UpstreamAuthError("USEAPI_TOKEN is not set", provider=PROVIDER, sent=False)
-        hdrs = {"Authorization": f"Bearer {self._token}", **(headers or {})}
         try:
             resp = await self._http.request(
-                method, path, content=content, params=params, headers=hdrs
+                method, path, content=content, params=params, headers=headers
             )
-        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except (ConnectTimeout, ReadTimeout) as exc:
             raise UpstreamTimeout(
-                f"useapi.net {op}: {type(exc).__name__}", provider=PROVIDER, sent=False
+                scrub(f"useapi.net {op}: {type(exc).__name__}", self._token),
+                provider=PROVIDER,
+                sent=exc.sent,
             ) from None
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"useapi.net {op}: {type(exc).__name__}", provider=PROVIDER
-            ) from None
-        except httpx.ConnectError as exc:
+        except ConnectError as exc:
             raise UpstreamError(
-                f"useapi.net {op}: cannot connect ({type(exc).__name__})",
+                scrub(f"useapi.net {op}: cannot connect ({type(exc).__name__})", self._token),
                 provider=PROVIDER,
                 sent=False,
             ) from None
-        except httpx.HTTPError as exc:  # reset, protocol error, ...
+        except TransportError as exc:  # reset, disconnect, malformed answer, ...
             raise UpstreamError(
-                f"useapi.net {op}: {type(exc).__name__}", provider=PROVIDER
+                scrub(f"useapi.net {op}: {type(exc).__name__}", self._token), provider=PROVIDER
             ) from None
-        if 200 <= resp.status_code < 300:
-            return resp.content
+        if resp.ok:
+            return resp.body
         raise self._error(op, resp)
 
-    def _error(self, op: Operation, resp: httpx.Response) -> ProviderError:
-        status = resp.status_code
-        native = _envelope_message(scrub_bytes(resp.content, self._token))
-        text = native or resp.reason_phrase or "error"
+    def _error(self, op: Operation, resp: Answer) -> ProviderError:
+        status = resp.status
+        native = _envelope_message(scrub_bytes(resp.body, self._token))
+        text = native or resp.reason or "error"
         message = scrub(f"useapi.net {op} answered {status}: {text}", self._token)
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         if status == 429 and retry_after is None:

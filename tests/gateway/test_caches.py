@@ -212,6 +212,27 @@ async def test_a_read_after_our_write_does_not_join_an_older_read(
     await earlier
 
 
+async def test_rendered_json_follows_the_record_object(stores: Callable[..., Store]) -> None:
+    """A final job's JSON is kept per record object: the store's next record (a change
+    elsewhere, the cache expiring) is rendered again; in-flight jobs always are."""
+    from gateway.jobs import JobService
+    from gateway.records import to_public
+
+    store = stores(cache_seconds=60)
+    jobs = JobService(store, [EchoProvider()], Settings.from_env({}))
+    first = final_job("mus_r", "https://cdn/a.mp3")
+    body = jobs.render(first)
+    assert msgspec.json.decode(body) == msgspec.to_builtins(to_public(first))
+    assert jobs.render(first) is body  # kept
+    changed = msgspec.structs.replace(
+        first, outputs=[Output(index=0, audio_url="https://cdn/b.mp3")]
+    )
+    assert b"https://cdn/b.mp3" in jobs.render(changed)
+    running = msgspec.structs.replace(first, status="in_progress", outputs=[])
+    assert jobs.render(running) is not jobs.render(running)  # not kept
+    assert msgspec.json.decode(jobs.render(running))["status"] == "in_progress"
+
+
 # ------------------------------------------------------------------ log line
 
 

@@ -69,7 +69,7 @@ async def test_a_final_job_costs_zero_upstream_calls(
         assert (await echo_client.get(f"{URL}/{job['id']}")).json()["status"] == "completed"
     assert echo.calls["fetch"] == calls
     store = echo_client.app.state.store  # type: ignore[attr-defined]
-    assert await store.redis.zscore(store._due, job["id"]) is None
+    assert await store.redis.zscore(store.due_key, job["id"]) is None
 
 
 async def test_spent_budget_answers_the_cached_snapshot_never_an_error(
@@ -122,7 +122,7 @@ async def test_the_refresher_advances_a_job_nobody_polls(
             record = await store.get_job(job["id"])
         assert record.status == "completed"
         assert echo.calls["fetch"] == 2  # WAITING -> RUNNING -> DONE, then nothing more
-        assert await store.redis.zscore(store._due, job["id"]) is None
+        assert await store.redis.zscore(store.due_key, job["id"]) is None
         await asyncio.sleep(0.6)
         assert echo.calls["fetch"] == 2  # final: off the schedule for good
 
@@ -137,7 +137,7 @@ async def test_a_callback_updates_at_once_and_pushes_the_next_refresh_back(
         token = (await store.get_job(job["id"])).callback_token
         r = await client.post(f"/v1/callbacks/echo/{job['id']}/{token}", json={"step": 1})
         assert r.json()["status"] == "in_progress"
-        due = await store.redis.zscore(store._due, job["id"])
+        due = await store.redis.zscore(store.due_key, job["id"])
         assert due > time.time() + 50
         calls = echo.calls["fetch"]
         await asyncio.sleep(0.6)  # three refresh intervals: the refresher leaves it alone

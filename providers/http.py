@@ -1,0 +1,246 @@
+"""The one thin HTTP layer both provider clients use: one pooled ``aiohttp`` session.
+
+``UpstreamHTTP`` sends a request and answers status, reason, headers and the whole body
+(read to the end, the connection back in the pool). Every failure below HTTP leaves as a
+``TransportError`` whose ``sent`` says whether the request may have reached the server:
+a create is tried again only when it provably never left (``sent`` False), otherwise
+its outcome is unknown. The provider clients turn these into their ``ProviderError``
+subclasses and build their own messages::
+
+    TransportError               sent   aiohttp raised
+     ├── ConnectError            False  ClientConnectorError (refused, DNS, TLS handshake),
+     │                                  an invalid or non-HTTP URL
+     ├── ConnectTimeout          False  ConnectionTimeoutError: no connection within
+     │                                  ``pool + connect`` (pool wait included)
+     ├── ReadTimeout             True   SocketTimeoutError (no byte for ``read`` seconds),
+     │                                  or the whole call past its total cap
+     ├── ReadError               True   ServerDisconnectedError, ClientOSError after
+     │                                  connecting (reset), ClientPayloadError (body cut)
+     └── ProtocolError           True   ClientResponseError: a malformed answer
+
+Timeouts (``Timeouts``) map onto ``aiohttp.ClientTimeout``: ``sock_connect=connect``,
+``connect=pool + connect`` (waiting for a pooled connection plus connecting),
+``sock_read=read`` (between two reads of the answer, as httpx's read timeout). aiohttp
+has no write timeout: request bodies here are small, and the ``total`` cap
+``pool + connect + write + read`` bounds a write the server never reads.
+
+The aiohttp exception is not chained to the ``TransportError`` (the repr of a
+``ClientResponseError`` holds the request headers, credentials included); its class name
+and text are in the message.
+
+aiohttp sends an idempotent request (GET) a second time after a disconnect; that is
+switched off: retrying is the gateway's policy (and counted against the provider's rate
+limits), so one ``request`` is at most one request upstream, as it was with httpx.
+
+Usage::
+
+    http = UpstreamHTTP("https://api.example.com/v1", headers={"Authorization": key})
+    answer = await http.request("GET", "/jobs/42", params={"x": "1"})
+    answer.status, answer.headers.get("Retry-After"), answer.body
+    await http.aclose()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+__all__ = [
+    "Answer",
+    "ConnectError",
+    "ConnectTimeout",
+    "ProtocolError",
+    "ReadError",
+    "ReadTimeout",
+    "Timeouts",
+    "TransportError",
+    "UpstreamHTTP",
+]
+
+KEEPALIVE_SECONDS = 5.0  # an idle pooled connection is closed after this (httpx's default)
+
+
+# ------------------------------------------------------------------------- errors
+
+
+class TransportError(Exception):
+    """No HTTP answer. ``sent``: the request may have reached the server."""
+
+    sent: bool = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConnectError(TransportError):
+    sent = False
+
+
+class ConnectTimeout(TransportError):
+    sent = False
+
+
+class ReadTimeout(TransportError):
+    sent = True
+
+
+class ReadError(TransportError):
+    sent = True
+
+
+class ProtocolError(TransportError):
+    sent = True
+
+
+def classify(exc: BaseException) -> TransportError:
+    """The ``TransportError`` for an exception aiohttp raised (order matters: the
+    specific timeouts subclass ``ServerTimeoutError``, itself a ``TimeoutError``, and
+    ``ClientConnectorError`` subclasses ``ClientOSError``)."""
+    # ServerDisconnectedError's text can hold the answer's headers as parsed so far.
+    detail = "server disconnected" if isinstance(exc, aiohttp.ServerDisconnectedError) else exc
+    what = f"{type(exc).__name__}: {detail}"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectTimeout(what)
+    if isinstance(exc, TimeoutError):  # SocketTimeoutError, or the total cap
+        return ReadTimeout(what)
+    if isinstance(
+        exc,
+        (
+            aiohttp.ClientConnectorError,
+            aiohttp.ServerFingerprintMismatch,
+            aiohttp.InvalidURL,
+            aiohttp.NonHttpUrlClientError,
+        ),
+    ):
+        return ConnectError(what)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return ProtocolError(what)
+    return ReadError(what)  # disconnected, reset, payload cut short, anything else
+
+
+# ------------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds: ``connect`` (TCP/TLS), ``read`` (between reads of the answer), ``write``
+    (part of the total cap only, see the module docstring), ``pool`` (waiting for a
+    pooled connection when ``limit`` are busy)."""
+
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 10.0
+    pool: float = 5.0
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=self.pool + self.connect + self.write + self.read,
+            connect=self.pool + self.connect,
+            sock_connect=self.connect,
+            sock_read=self.read,
+        )
+
+
+class Answer(NamedTuple):
+    """An HTTP answer, body fully read."""
+
+    status: int
+    reason: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+# -------------------------------------------------------------------------- client
+
+
+class UpstreamHTTP:
+    """One pooled ``aiohttp.ClientSession`` for one upstream, made on first use inside
+    the running loop: nothing is opened at init, and as a session is bound to the loop
+    that made it, a call from another loop makes a new one."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+        limit: int = 50,
+    ) -> None:
+        # Parsed (and normalized) once; each call appends an already-safe path to it.
+        self._base = str(URL(base_url.rstrip("/")))
+        self._headers = dict(headers or {})
+        self.timeouts = timeouts or Timeouts()
+        self._timeout = self.timeouts.client_timeout()
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self._base
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._limit,
+            limit_per_host=0,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers,
+            timeout=self._timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            auto_decompress=True,
+        )
+        session._retry_connection = False  # one request is one request (module docstring)
+        self._session, self._loop = session, loop
+        return session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """``method`` ``base_url + path`` (``path`` already percent-encoded where it must
+        be); raises a ``TransportError`` when no complete answer arrives."""
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._loop is not loop:
+            session = self._open(loop)
+        try:
+            async with session.request(
+                method,
+                URL(self._base + path, encoded=True),
+                params=params,
+                data=content,
+                headers=headers,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                return Answer(resp.status, resp.reason or "", resp.headers, body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = classify(exc)
+        # Raised outside the handler: aiohttp's exception is not kept as the context (the
+        # repr of a ClientResponseError holds the request headers, credentials included).
+        raise error
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()

@@ -1,0 +1,148 @@
+"""The store's one-round-trip scripts: compare-and-set job updates with the sorted-set
+changes that ride along, and ``begin_refresh`` (lease, fresh read, budget at once).
+
+Two ``Store`` objects on one Redis stand for two gateway processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from gateway.limits import Bucket, Limits
+from gateway.store import JobRecord, Store, decode_job
+
+
+@pytest.fixture
+async def pair(redis_url: str) -> AsyncIterator[tuple[Store, Store, Limits]]:
+    redis = Redis.from_url(redis_url)
+    prefix = f"s{secrets.token_hex(4)}:"
+    stores = [Store(redis, prefix=prefix, retention_seconds=3600) for _ in range(2)]
+    yield stores[0], stores[1], Limits(redis, prefix=prefix)
+    await redis.aclose()
+
+
+def job(job_id: str = "mus_a", status: str = "in_progress", progress: int = 0) -> JobRecord:
+    now = time.time()
+    return JobRecord(
+        id=job_id,
+        owner="key_owner",
+        provider="echo",
+        model="echo/v1",
+        status=status,
+        created_at=now,
+        updated_at=now,
+        native_id="n1",
+        progress=progress,
+    )
+
+
+def bump(record: JobRecord) -> JobRecord:
+    return msgspec.structs.replace(record, progress=(record.progress or 0) + 1)
+
+
+async def test_put_keeps_the_record_for_the_retention_and_applies_sorted_set_ops(
+    pair: tuple[Store, Store, Limits],
+) -> None:
+    store, _, limits = pair
+    await store.put_job(job(), due=123.0, zsets=[(limits.slot_key("key_owner"), "mus_a", 7.0)])
+    redis = store.redis
+    stored = decode_job(await redis.get(f"{store.prefix}job:mus_a"))
+    assert (stored.id, stored.status, stored.native_id) == ("mus_a", "in_progress", "n1")
+    assert 3590 < await redis.ttl(f"{store.prefix}job:mus_a") <= 3600
+    assert await redis.zscore(store.due_key, "mus_a") == 123.0
+    assert await redis.zscore(limits.slot_key("key_owner"), "mus_a") == 7.0
+
+
+async def test_update_applies_the_change_on_top_of_a_concurrent_write(
+    pair: tuple[Store, Store, Limits],
+) -> None:
+    one, other, _ = pair
+    await one.put_job(job())
+    stale = await one.redis.get(f"{one.prefix}job:mus_a")
+    await other.update_job("mus_a", bump)  # the other process writes first: progress 1
+    seen: list[int | None] = []
+
+    def change(record: JobRecord) -> JobRecord:
+        seen.append(record.progress)
+        return bump(record)
+
+    done = await one.update_job("mus_a", change, raw=stale)  # computed from stale bytes
+    assert done is not None
+    assert seen == [0, 1]  # refused against the stale bytes, redone on the current ones
+    assert done.before == "in_progress"
+    assert done.record.progress == 2
+    assert (await one.get_job("mus_a")).progress == 2  # type: ignore[union-attr]
+
+
+async def test_update_keeps_the_ttl_and_writes_the_follow_ops_with_it(
+    pair: tuple[Store, Store, Limits],
+) -> None:
+    store, _, limits = pair
+    slots = limits.slot_key("key_owner")
+    await store.put_job(job(), due=1.0, zsets=[(slots, "mus_a", 1.0)])
+    await store.redis.expire(f"{store.prefix}job:mus_a", 500)
+
+    def finish(record: JobRecord) -> JobRecord:
+        return msgspec.structs.replace(record, status="completed")
+
+    def follow(before: str, after: JobRecord) -> list[tuple[str, str, float | None]]:
+        assert (before, after.status) == ("in_progress", "completed")
+        return [(store.due_key, after.id, None), (slots, after.id, None)]
+
+    done = await store.update_job("mus_a", finish, follow=follow)
+    assert done is not None and done.record.status == "completed"
+    assert 490 < await store.redis.ttl(f"{store.prefix}job:mus_a") <= 500
+    assert await store.redis.zscore(store.due_key, "mus_a") is None
+    assert await store.redis.zscore(slots, "mus_a") is None
+
+
+async def test_update_skipped_or_missing(pair: tuple[Store, Store, Limits]) -> None:
+    store, _, _ = pair
+    assert await store.update_job("mus_nothing", bump) is None
+    await store.put_job(job())
+    done = await store.update_job("mus_a", lambda r: None)
+    assert done is not None and done.record.progress == 0 and done.before == "in_progress"
+
+
+async def test_begin_refresh_one_lease_holder_a_fresh_read_and_the_budget(
+    pair: tuple[Store, Store, Limits],
+) -> None:
+    one, other, limits = pair
+    await one.put_job(job())
+    bucket = Bucket(limits.bucket_key("upstream:echo"), capacity=1, per_second=0.01, cost=1)
+
+    first = await one.begin_refresh("mus_a", 5.0, bucket)
+    assert first.leased and first.raw is not None and decode_job(first.raw).id == "mus_a"
+    assert first.grant is not None and first.grant.allowed
+
+    # The lease is held: the other process neither reads nor spends anything.
+    assert await other.begin_refresh("mus_a", 5.0, bucket) == (False, None, None)
+
+    # Another job: leased and read, but the budget (capacity 1) is spent.
+    await one.put_job(job("mus_b"))
+    second = await other.begin_refresh("mus_b", 5.0, bucket)
+    assert second.leased and second.raw is not None
+    assert second.grant is not None and not second.grant.allowed
+    assert second.grant.retry_after > 50  # one token per 100 s
+
+    # No budget: lease and read only; no job: leased, nothing read.
+    await one.put_job(job("mus_c"))
+    third = await one.begin_refresh("mus_c", 5.0)
+    assert third.leased and third.raw is not None and third.grant is None
+    assert await one.begin_refresh("mus_gone", 5.0, bucket) == (True, None, None)
+
+
+async def test_begin_refresh_lease_expires(pair: tuple[Store, Store, Limits]) -> None:
+    one, other, _ = pair
+    await one.put_job(job())
+    assert (await one.begin_refresh("mus_a", 0.05)).leased
+    assert not (await other.begin_refresh("mus_a", 0.05)).leased
+    await asyncio.sleep(0.1)
+    assert (await other.begin_refresh("mus_a", 0.05)).leased
