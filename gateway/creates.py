@@ -30,6 +30,7 @@ from gateway.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
+from gateway.limits import SLOT_MAX_AGE
 from gateway.log import bind
 from gateway.records import merge_snapshot, new_job_id
 from gateway.resilience import CircuitBreaker, backoff, is_transient
@@ -144,24 +145,17 @@ class Creates:
             )
         owner = key.id
         digest = fingerprint(req) if idempotency_key is not None else ""
-        if idempotency_key is not None:
-            entry = await self.store.get_idempotency(owner, idempotency_key)
-            if entry is not None:
-                return await self._replay(owner, entry, digest), True
         breaker = self.breakers[spec.provider]
         if not breaker.allow():
+            if idempotency_key is not None:  # a replay needs no provider
+                entry = await self.store.get_idempotency(owner, idempotency_key)
+                if entry is not None:
+                    return await self._replay(owner, entry, digest), True
             self._unavailable(spec.provider)
         job_id = new_job_id()
         limit = (
             key.max_inflight if key.max_inflight is not None else self.settings.max_inflight_jobs
         )
-        if limit > 0 and not await self.limits.acquire_slot(owner, job_id, limit):
-            breaker.release_trial()
-            raise TooManyRequests(
-                f"This key already has {limit} jobs queued or in progress; wait for one to finish.",
-                code="too_many_jobs",
-                retry_after=5,
-            )
         now = time.time()
         token = secrets.token_urlsafe(24)
         if self.settings.public_url:
@@ -184,23 +178,36 @@ class Creates:
             refreshed_at=now,
             submitting=True,
         )
-        # The record exists before the upstream call: no job is ever lost in between.
+        # The record exists before the upstream call: no job is ever lost in between. One
+        # round trip, all or nothing: the record, its place on the refresh schedule (so
+        # that even if this process dies mid-create, the background refresher fails the
+        # job after the bound instead of leaving it queued forever), the owner's in-flight
+        # slot and the Idempotency-Key.
         try:
-            # Scheduled at once: even if this process dies mid-create, the background
-            # refresher fails the job after the bound instead of leaving it queued forever.
-            await self.store.put_job(record, due=now + self.settings.unknown_outcome_seconds)
-            if idempotency_key is not None:
-                entry = IdempotencyEntry(fingerprint=digest, job_id=job_id)
-                ttl = self.settings.idempotency_seconds
-                other = await self.store.claim_idempotency(owner, idempotency_key, entry, ttl)
-                if other is not None:  # a concurrent request with this key won the race
-                    await self.store.delete_job(job_id)
-                    await self.limits.release_slot(owner, job_id)
-                    breaker.release_trial()
-                    return await self._replay(owner, other, digest), True
+            opened = await self.store.open_job(
+                record,
+                due=now + self.settings.unknown_outcome_seconds,
+                slot=(self.limits.slot_key(owner), limit, SLOT_MAX_AGE) if limit > 0 else None,
+                idempotency=None
+                if idempotency_key is None
+                else (
+                    idempotency_key,
+                    IdempotencyEntry(fingerprint=digest, job_id=job_id),
+                    self.settings.idempotency_seconds,
+                ),
+            )
         except BaseException:
             breaker.release_trial()
             raise
+        if not opened.created:
+            breaker.release_trial()
+            if opened.existing is not None:  # seen before, or a concurrent request won
+                return await self._replay(owner, opened.existing, digest), True
+            raise TooManyRequests(
+                f"This key already has {limit} jobs queued or in progress; wait for one to finish.",
+                code="too_many_jobs",
+                retry_after=5,
+            )
         bind(job_id=job_id)
         self.metrics.jobs_created.labels(spec.provider).inc()
         return await self._submit(record, provider, submit, breaker, idempotency_key), False

@@ -309,13 +309,16 @@ class JobService(Creates):
 
     def _bucket(self, record: JobRecord) -> Bucket | None:
         """The provider's shared status-call budget, as spent by one refresh of
-        ``record``: one call per native job. None when the provider has no budget."""
+        ``record``: one call per native job. The bucket holds ``upstream_burst_seconds``
+        of the budget (at least this refresh's cost). None when there is no budget."""
         per_minute = self.budget(record.provider)
         if per_minute <= 0:
             return None
         cost = min(max(1, len(record.native_ids)), per_minute)
+        per_second = per_minute / 60
+        capacity = max(cost, per_second * self.settings.upstream_burst_seconds)
         key = self.limits.bucket_key(f"upstream:{record.provider}")
-        return Bucket(key, per_minute, per_minute / 60, cost)
+        return Bucket(key, capacity, per_second, cost)
 
     async def _take(self, bucket: Bucket) -> Grant:
         return await self.limits.take_from(bucket)

@@ -1,10 +1,12 @@
-"""Rate limits kept in Redis, atomic (one Lua script each), shared by every gateway process.
+"""Rate limits kept in Redis, atomic (Lua), shared by every gateway process.
 
 * ``take``: a token bucket (capacity, refill per second), on Redis' own clock so that
-  processes with skewed clocks agree. Used for requests per minute per client key.
-* ``acquire_slot`` / ``release_slot``: jobs in flight per client key, a sorted set of job
-  ids; a slot older than ``SLOT_MAX_AGE`` is dropped so that a job nobody ever finishes
-  cannot block its key for good.
+  processes with skewed clocks agree. Used for requests per minute per client key and,
+  through ``BUCKET_LUA`` inside ``Store.begin_refresh``, for each provider's budget.
+* Jobs in flight per client key: the sorted set ``slot_key(owner)`` of job ids, a slot
+  taken by ``SLOT_LUA`` inside ``Store.open_job`` (with the job's record) and freed when
+  the job turns final (with its record again); a slot older than ``SLOT_MAX_AGE`` is
+  dropped so that a job nobody ever finishes cannot block its key for good.
 
 Usage::
 
@@ -12,9 +14,7 @@ Usage::
     grant = await limits.take("rpm:key_abc", capacity=600, per_second=10)
     if not grant.allowed:
         ...  # 429, Retry-After: ceil(grant.retry_after)
-    if not await limits.acquire_slot("key_abc", "mus_...", limit=50):
-        ...  # 429
-    await limits.release_slot("key_abc", "mus_...")   # when the job is final
+    limits.slot_key("key_abc")   # the sorted set Store.open_job takes slots in
 """
 
 from __future__ import annotations
@@ -55,19 +55,22 @@ end
 
 _TAKE = BUCKET_LUA + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
 
-_ACQUIRE = """
-local now = tonumber(redis.call('TIME')[1])
-local age = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - age)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+# A slot among a key's jobs in flight as a Lua function, shared with ``Store.open_job``:
+# 1 when ``member`` holds one (now or already), 0 when ``limit`` are taken.
+SLOT_LUA = """
+local function acquire_slot(key, member, limit, age)
+  local now = tonumber(redis.call('TIME')[1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - age)
+  if redis.call('ZSCORE', key, member) then
+    return 1
+  end
+  if redis.call('ZCARD', key) >= limit then
+    return 0
+  end
+  redis.call('ZADD', key, now, member)
+  redis.call('EXPIRE', key, age)
   return 1
 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('EXPIRE', KEYS[1], age)
-return 1
 """
 
 
@@ -97,7 +100,6 @@ class Limits:
         self.prefix = prefix
         self.redis = redis
         self._take = redis.register_script(_TAKE)
-        self._acquire = redis.register_script(_ACQUIRE)
 
     def bucket_key(self, bucket: str) -> str:
         return f"{self.prefix}bucket:{bucket}"
@@ -119,11 +121,3 @@ class Limits:
             keys=[bucket.key], args=[bucket.capacity, bucket.per_second, bucket.cost]
         )
         return Grant.parse(reply)
-
-    async def acquire_slot(self, owner: str, job_id: str, limit: int) -> bool:
-        """Count ``job_id`` among ``owner``'s jobs in flight unless ``limit`` are already."""
-        key = self.slot_key(owner)
-        return bool(await self._acquire(keys=[key], args=[job_id, limit, SLOT_MAX_AGE]))
-
-    async def release_slot(self, owner: str, job_id: str) -> None:
-        await self.redis.zrem(self.slot_key(owner), job_id)

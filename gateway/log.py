@@ -13,8 +13,10 @@ known secret (client keys, provider keys) is scrubbed from every string.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -210,6 +212,21 @@ def _access_line(rid: str, method: str, route: str, status: int, duration_ms: fl
     sys.stderr.write(_render_json(None, "", event) + "\n")
 
 
+def _reset_request_ids() -> None:
+    global _rid_prefix, _rid_counter
+    _rid_prefix = "req_" + secrets.token_hex(6)  # random per process ...
+    _rid_counter = itertools.count()  # ... then counted: no system call per request
+
+
+_reset_request_ids()
+os.register_at_fork(after_in_child=_reset_request_ids)  # workers forked from one parent
+
+
+def _new_request_id() -> str:
+    """``req_`` and 24 hex digits, unique across processes (48 random bits each)."""
+    return f"{_rid_prefix}{next(_rid_counter):012x}"
+
+
 class RequestContextMiddleware:
     """Request id in, ``X-Request-ID`` out, log fields per request, one log line each."""
 
@@ -228,7 +245,7 @@ class RequestContextMiddleware:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        rid = incoming if _REQUEST_ID_OK.match(incoming) else "req_" + secrets.token_hex(12)
+        rid = incoming if _REQUEST_ID_OK.match(incoming) else _new_request_id()
         token = _request_id.set(rid)
         fields = _fields.set({})
         started = time.perf_counter()

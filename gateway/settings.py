@@ -147,6 +147,12 @@ class Settings:
     gateway processes together, e.g. ``musicgpt=200,tempolor=600`` (token bucket in Redis).
     Unset for a provider: its documented limit (MusicGPT: 20/min, the smallest plan)."""
 
+    upstream_burst_seconds: float = 5.0
+    """[GATEWAY_UPSTREAM_BURST_SECONDS] How many seconds of a provider's budget may be
+    spent at once (the bucket's size, at least one refresh): in any T seconds the
+    gateway makes at most budget x (burst + T) / 60 status calls, so no minute sees more
+    than budget x (1 + burst / 60)."""
+
     background_refresh: bool = True
     """[GATEWAY_BACKGROUND_REFRESH] Refresh in-flight jobs on a schedule even when nobody
     polls them, so statuses advance and webhooks fire."""
@@ -204,6 +210,7 @@ class Settings:
             webhook_allow_private=_bool(env, "GATEWAY_WEBHOOK_ALLOW_PRIVATE"),
             webhook_schedule=_schedule(env.get("GATEWAY_WEBHOOK_RETRY_SCHEDULE")),
             upstream_budgets=MappingProxyType(_budgets(env.get("GATEWAY_UPSTREAM_BUDGETS"))),
+            upstream_burst_seconds=max(0.0, _float(env, "GATEWAY_UPSTREAM_BURST_SECONDS", 5.0)),
             background_refresh=_bool(env, "GATEWAY_BACKGROUND_REFRESH", True),
             callback_defer=_float(env, "GATEWAY_CALLBACK_DEFER", 30.0),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "info").lower(),

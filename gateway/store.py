@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 import msgspec
 from redis.asyncio import Redis
 
-from gateway.limits import BUCKET_LUA, Bucket, Grant
+from gateway.limits import BUCKET_LUA, SLOT_LUA, Bucket, Grant
 from gateway.webhooks import new_signing_secret
 from providers.base import JobError, Output, is_final
 
@@ -128,6 +128,14 @@ class Updated(NamedTuple):
     record: JobRecord
 
 
+class Opened(NamedTuple):
+    """What ``open_job`` did: ``created``; else ``existing`` is the Idempotency-Key's
+    binding (a replay), or None when the owner had no free slot."""
+
+    created: bool
+    existing: IdempotencyEntry | None = None
+
+
 class Begun(NamedTuple):
     """What ``begin_refresh`` found: the lease (False: another refresh holds it), the
     job's stored bytes (None: no such job), the budget's answer (None: no budget)."""
@@ -159,6 +167,32 @@ _PUT = (
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 zops()
 return 1
+"""
+)
+
+# A new job, all or nothing: KEYS job, due, the owner's slots, the Idempotency-Key;
+# ARGV record, seconds to keep it, due score, job id, slot limit (0: none), slot max
+# age, the key's entry ('': none), its seconds. {1}: stored; {0}: no slot free; {2,
+# entry}: the Idempotency-Key is bound already (nothing stored).
+_OPEN = (
+    SLOT_LUA
+    + """
+if ARGV[7] ~= '' then
+  local existing = redis.call('GET', KEYS[4])
+  if existing then
+    return {2, existing}
+  end
+end
+local limit = tonumber(ARGV[5])
+if limit > 0 and acquire_slot(KEYS[3], ARGV[4], limit, tonumber(ARGV[6])) == 0 then
+  return {0}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+if ARGV[7] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[7], 'EX', ARGV[8])
+end
+return {1}
 """
 )
 
@@ -240,6 +274,7 @@ class Store:
         self.due_key = f"{prefix}due"
         self._claim_due = redis.register_script(_CLAIM_DUE)
         self._put = redis.register_script(_PUT)
+        self._open = redis.register_script(_OPEN)
         self._swap = redis.register_script(_SWAP)
         self._begin = redis.register_script(_BEGIN)
         self._keys: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
@@ -273,6 +308,37 @@ class Store:
         else:
             await self.redis.set(self._job(record.id), raw, ex=self.retention)
         self._wrote_job(record.id)
+
+    async def open_job(
+        self,
+        record: JobRecord,
+        *,
+        due: float,
+        slot: tuple[str, int, int] | None = None,
+        idempotency: tuple[str, IdempotencyEntry, int] | None = None,
+    ) -> Opened:
+        """Store a new job and put it on the refresh schedule at ``due``, in one round
+        trip and all or nothing: with ``slot`` (sorted set, limit, max age) only if the
+        owner has a free in-flight slot (then taken); with ``idempotency`` (the client's
+        Idempotency-Key, its entry, seconds to keep it) only if that key is not bound
+        already (then bound to this job)."""
+        keys = [self._job(record.id), self.due_key, "", ""]
+        args: list[Any] = [_job_encoder.encode(record), self.retention, repr(due), record.id]
+        args += [0, 0] if slot is None else [slot[1], slot[2]]
+        if slot is not None:
+            keys[2] = slot[0]
+        if idempotency is None:
+            args += ["", 0]
+        else:
+            idem_key, entry, ttl = idempotency
+            keys[3] = self._idem(record.owner, idem_key)
+            args += [_job_encoder.encode(entry), ttl]
+        self._wrote_job(record.id)
+        reply = await self._open(keys=keys, args=args)
+        self._wrote_job(record.id)
+        if reply[0] == 2:
+            return Opened(False, _idem_decoder.decode(reply[1]))
+        return Opened(bool(reply[0]))
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.get(self._job(job_id))
@@ -399,17 +465,6 @@ class Store:
     async def get_idempotency(self, owner: str, idem_key: str) -> IdempotencyEntry | None:
         raw = await self.redis.get(self._idem(owner, idem_key))
         return None if raw is None else _idem_decoder.decode(raw)
-
-    async def claim_idempotency(
-        self, owner: str, idem_key: str, entry: IdempotencyEntry, ttl: int
-    ) -> IdempotencyEntry | None:
-        """Bind ``idem_key`` to ``entry`` unless it is bound already; returns the existing
-        binding when there is one (the caller lost the race), else None."""
-        name = self._idem(owner, idem_key)
-        if await self.redis.set(name, _job_encoder.encode(entry), nx=True, ex=ttl):
-            return None
-        raw = await self.redis.get(name)
-        return entry if raw is None else _idem_decoder.decode(raw)
 
     async def release_idempotency(self, owner: str, idem_key: str) -> None:
         await self.redis.delete(self._idem(owner, idem_key))

@@ -65,3 +65,18 @@ async def test_callback_token_not_logged(
 
 def test_redact_scrubs_bearer_tokens() -> None:
     assert redact("Authorization: Bearer abc.def-123") == "Authorization: Bearer [REDACTED]"
+
+
+def test_request_ids_are_unique_and_differ_per_process() -> None:
+    """Generated ids: ``req_`` + 24 hex digits, counted within a process, with a random
+    prefix that a forked worker draws anew (so two workers never share one)."""
+    import re
+
+    from gateway import log
+
+    ids = {log._new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"req_[0-9a-f]{24}", i) for i in ids)
+    prefix = next(iter(ids))[:16]
+    log._reset_request_ids()  # what os.register_at_fork runs in a child
+    assert log._new_request_id()[:16] != prefix

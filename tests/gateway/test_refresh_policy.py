@@ -76,8 +76,8 @@ async def test_spent_budget_answers_the_cached_snapshot_never_an_error(
     make_settings: Any, echo: EchoProvider
 ) -> None:
     settings = _quiet(
-        make_settings, GATEWAY_REFRESH_INTERVAL="0", GATEWAY_UPSTREAM_BUDGETS="echo=3"
-    )
+        make_settings, GATEWAY_REFRESH_INTERVAL="0", GATEWAY_UPSTREAM_BUDGETS="echo=36"
+    )  # 36 a minute, a bucket of 5 s (the default burst): 3 calls
     async with app_client(create_app(settings, providers=[echo])) as client:
         jobs = [await _create(client) for _ in range(5)]
         answers = [await client.get(f"{URL}/{j['id']}") for j in jobs]
@@ -91,10 +91,29 @@ async def test_spent_budget_answers_the_cached_snapshot_never_an_error(
         assert 'gateway_upstream_budget_denied_total{provider="echo"} 2.0' in metrics
 
 
+async def test_the_burst_bounds_the_bucket(make_settings: Any, echo: EchoProvider) -> None:
+    """60 a minute with a 2 s burst: two calls at once, then one a second, not a whole
+    minute's budget in one go (which would be twice the budget within a minute)."""
+    settings = _quiet(
+        make_settings,
+        GATEWAY_REFRESH_INTERVAL="0",
+        GATEWAY_UPSTREAM_BUDGETS="echo=60",
+        GATEWAY_UPSTREAM_BURST_SECONDS="2",
+    )
+    async with app_client(create_app(settings, providers=[echo])) as client:
+        jobs = [await _create(client) for _ in range(6)]
+        answers = [await client.get(f"{URL}/{j['id']}") for j in jobs]
+        assert echo.calls["fetch"] == 2
+        assert sum(r.headers.get("x-gateway-stale") == "true" for r in answers) == 4
+        await asyncio.sleep(1.1)  # one more token
+        await client.get(f"{URL}/{jobs[-1]['id']}")
+        assert echo.calls["fetch"] == 3
+
+
 async def test_budget_is_shared_by_two_processes(make_settings: Any) -> None:
     settings = _quiet(
-        make_settings, GATEWAY_REFRESH_INTERVAL="0", GATEWAY_UPSTREAM_BUDGETS="echo=4"
-    )
+        make_settings, GATEWAY_REFRESH_INTERVAL="0", GATEWAY_UPSTREAM_BUDGETS="echo=48"
+    )  # a bucket of 4 calls
     one, two = EchoProvider(), EchoProvider()
     async with (
         app_client(create_app(settings, providers=[one])) as a,

@@ -1,4 +1,5 @@
-"""The store's one-round-trip scripts: compare-and-set job updates with the sorted-set
+"""The store's one-round-trip scripts: ``open_job`` (record, schedule, in-flight slot and
+Idempotency-Key, all or nothing), compare-and-set job updates with the sorted-set
 changes that ride along, and ``begin_refresh`` (lease, fresh read, budget at once).
 
 Two ``Store`` objects on one Redis stand for two gateway processes.
@@ -16,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.limits import Bucket, Limits
-from gateway.store import JobRecord, Store, decode_job
+from gateway.store import IdempotencyEntry, JobRecord, Store, decode_job
 
 
 @pytest.fixture
@@ -146,3 +147,44 @@ async def test_begin_refresh_lease_expires(pair: tuple[Store, Store, Limits]) ->
     assert not (await other.begin_refresh("mus_a", 0.05)).leased
     await asyncio.sleep(0.1)
     assert (await other.begin_refresh("mus_a", 0.05)).leased
+
+
+async def test_open_job_is_all_or_nothing(pair: tuple[Store, Store, Limits]) -> None:
+    store, _, limits = pair
+    slots = limits.slot_key("key_owner")
+    redis = store.redis
+
+    def entry(job_id: str) -> IdempotencyEntry:
+        return IdempotencyEntry(fingerprint="f" * 64, job_id=job_id)
+
+    opened = await store.open_job(
+        job("mus_1"), due=50.0, slot=(slots, 2, 3600), idempotency=("order-1", entry("mus_1"), 60)
+    )
+    assert opened == (True, None)
+    assert await store.get_job("mus_1") is not None
+    assert await redis.zscore(store.due_key, "mus_1") == 50.0
+    assert await redis.zscore(slots, "mus_1") is not None
+    assert await store.get_idempotency("key_owner", "order-1") == entry("mus_1")
+
+    # The same Idempotency-Key again: its binding comes back, nothing else is written.
+    again = await store.open_job(
+        job("mus_2"), due=50.0, slot=(slots, 2, 3600), idempotency=("order-1", entry("mus_2"), 60)
+    )
+    assert again == (False, entry("mus_1"))
+    assert await store.get_job("mus_2") is None
+    assert await redis.zscore(slots, "mus_2") is None
+    assert await redis.zscore(store.due_key, "mus_2") is None
+
+    # Slots: the second fits, the third does not, and leaves no trace.
+    assert (await store.open_job(job("mus_3"), due=1.0, slot=(slots, 2, 3600))).created
+    full = await store.open_job(
+        job("mus_4"), due=1.0, slot=(slots, 2, 3600), idempotency=("order-4", entry("mus_4"), 60)
+    )
+    assert full == (False, None)
+    assert await store.get_job("mus_4") is None
+    assert await store.get_idempotency("key_owner", "order-4") is None
+    assert await redis.zscore(store.due_key, "mus_4") is None
+
+    # Without a slot limit or a key: record and schedule only.
+    assert (await store.open_job(job("mus_5"), due=2.0)).created
+    assert await redis.zscore(store.due_key, "mus_5") == 2.0
