@@ -749,16 +749,16 @@ def worst_window(
 ) -> tuple[int, float, float]:
     """The window of consecutive samples closest to the token bucket's limit (a full
     bucket plus the refill over the window): (calls, calls allowed, seconds)."""
-    best = (0, bucket, 0.0)
+    best: tuple[int, float, float] | None = None
     for i in range(len(counts)):
         calls = 0
         for j in range(i, len(counts)):
             calls += counts[j]
             span = at[j + 1] - at[i]
             allowed = bucket + rate * span
-            if calls - allowed > best[0] - best[1]:
+            if best is None or calls - allowed > best[0] - best[1]:
                 best = (calls, allowed, span)
-    return best
+    return best or (0, bucket, 0.0)
 
 
 def verdict(ok: bool) -> str:
@@ -876,6 +876,7 @@ def main() -> int:
     parser.add_argument("--creates", type=int, default=300, help="creates per path (b)")
     parser.add_argument("--parts", default="abcd", help="which of a, b, c (c1+c2+d) to run")
     parser.add_argument("--profile", default="", help="py-spy the gateway during (a) to OUT")
+    parser.add_argument("--logs", default="", help="keep the servers' logs in this directory")
     args = parser.parse_args()
     args.duration = max(2.0, min(args.duration, 30.0))
     args.rounds = max(1, min(args.rounds, 5))
@@ -885,8 +886,10 @@ def main() -> int:
         ensure_wrk()
 
     a = b = c1 = c2 = None
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_dir:
+    keep = contextlib.nullcontext(args.logs) if args.logs else None
+    with keep or tempfile.TemporaryDirectory(prefix="bench-") as tmp_dir:
         tmp = Path(tmp_dir)
+        tmp.mkdir(parents=True, exist_ok=True)
         embedded = EmbeddedRedis(tmp / "redis", persist=False, port=free_port())
         redis_url = embedded.start()
         served: list[Served] = []

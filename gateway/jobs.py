@@ -309,12 +309,14 @@ class JobService(Creates):
 
     def _bucket(self, record: JobRecord) -> Bucket | None:
         """The provider's shared status-call budget, as spent by one refresh of
-        ``record``: one call per native job. The bucket holds ``upstream_burst_seconds``
-        of the budget (at least this refresh's cost). None when there is no budget."""
+        ``record``: the status calls its fetch makes. The bucket holds
+        ``upstream_burst_seconds`` of the budget (at least this refresh's cost). None
+        when there is no budget."""
         per_minute = self.budget(record.provider)
         if per_minute <= 0:
             return None
-        cost = min(max(1, len(record.native_ids)), per_minute)
+        calls = self.providers[record.provider].status_calls(record.native_ids)
+        cost = min(max(1, calls), per_minute)
         per_second = per_minute / 60
         capacity = max(cost, per_second * self.settings.upstream_burst_seconds)
         key = self.limits.bucket_key(f"upstream:{record.provider}")

@@ -33,6 +33,7 @@ Usage (a provider's ``submit``)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -256,6 +257,11 @@ class Provider(Protocol):
     #: Status calls per minute the provider documents (the smallest plan's): the default
     #: of the gateway's shared upstream budget (GATEWAY_UPSTREAM_BUDGETS overrides it).
     status_calls_per_minute: float
+
+    def status_calls(self, native_ids: Sequence[str]) -> int:
+        """Status calls one ``fetch`` of a job with these native ids makes: what a
+        refresh spends from the upstream budget (pure, no I/O)."""
+        ...
 
     @property
     def configured(self) -> bool:

@@ -15,7 +15,7 @@ Environment: ``MUSICGPT_API_KEY`` (``configured`` iff set), ``MUSICGPT_BASE_URL`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from providers.base import (
     JobRef,
@@ -86,6 +86,10 @@ class MusicGPTProvider:
         except ValueError as exc:
             raise UpstreamError(str(exc), provider=self.name) from None
         return mapping.from_create(resp, req, time.time())
+
+    def status_calls(self, native_ids: Sequence[str]) -> int:
+        """One byId call per task, whatever the number of its conversions."""
+        return 1
 
     async def fetch(self, job: JobRef) -> Snapshot:
         task_id = job.last.state.get("task_id") or job.native_id

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -81,6 +81,10 @@ class TemPolorProvider:
         native_ids = mapping.decode_create(raw)
         log.info("tempolor_submitted", model=req.model.id, native_ids=native_ids)
         return mapping.from_create(native_ids)
+
+    def status_calls(self, native_ids: Sequence[str]) -> int:
+        """One status call per native job (``fetch`` asks for each)."""
+        return max(1, len(native_ids))
 
     async def fetch(self, job: JobRef) -> Snapshot:
         jobs = mapping.load_jobs(job.last.state, job.native_ids)

@@ -161,3 +161,39 @@ async def test_a_callback_updates_at_once_and_pushes_the_next_refresh_back(
         calls = echo.calls["fetch"]
         await asyncio.sleep(0.6)  # three refresh intervals: the refresher leaves it alone
         assert echo.calls["fetch"] == calls
+
+
+async def test_a_refresh_costs_the_status_calls_its_fetch_makes(
+    make_settings: Any, redis_url: str
+) -> None:
+    """MusicGPT asks byId once per task, however many conversions (native ids) it has;
+    TemPolor asks once per native job. The budget is charged accordingly."""
+    import msgspec
+    from redis.asyncio import Redis
+
+    from gateway.jobs import JobService
+    from gateway.store import JobRecord, Store
+    from providers import musicgpt, tempolor
+
+    settings = make_settings(GATEWAY_UPSTREAM_BUDGETS="musicgpt=600,tempolor=600")
+    providers = [musicgpt.create({}), tempolor.create({})]
+    redis = Redis.from_url(redis_url)
+    store = Store(redis, prefix="cost:", retention_seconds=60)
+    jobs = JobService(store, providers, settings)
+    now = time.time()
+    record = JobRecord(
+        id="mus_x",
+        owner="key_x",
+        provider="musicgpt",
+        model="musicgpt/v7",
+        status="in_progress",
+        created_at=now,
+        updated_at=now,
+        native_ids=["task", "conversion-1", "conversion-2"],
+    )
+    bucket = jobs._bucket(record)
+    assert bucket is not None and bucket.cost == 1
+    assert (bucket.capacity, bucket.per_second) == (50, 10)  # 5 s of 600 a minute
+    other = msgspec.structs.replace(record, provider="tempolor", model="tempolor/v4.8")
+    assert jobs._bucket(other).cost == 3  # type: ignore[union-attr]
+    await redis.aclose()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -67,6 +67,9 @@ class EchoProvider:
     models = MODELS
     options_type = EchoOptions
     status_calls_per_minute = 6000.0
+
+    def status_calls(self, native_ids: Sequence[str]) -> int:
+        return 1
 
     def __init__(self, configured: bool = True) -> None:
         self._configured = configured
