@@ -42,6 +42,7 @@ log = structlog.get_logger("gateway.jobs")
 
 POLL_BUDGET = 5.0  # seconds a status poll may spend on retries
 RENDERED_ENTRIES = 4096  # final jobs whose JSON is kept (see ``JobService.render``)
+LEASE_WAIT = 0.5  # seconds a poll waits for another process's refresh under way
 
 _job_encoder = msgspec.json.Encoder()
 
@@ -177,13 +178,13 @@ class JobService(Creates):
             return record, False
         if not self._due(record, now):
             return record, False
-        return await self._refresh_once(record)
+        return await self._refresh_once(record, wait=True)
 
-    async def _refresh_once(self, record: JobRecord) -> tuple[JobRecord, bool]:
+    async def _refresh_once(self, record: JobRecord, wait: bool = False) -> tuple[JobRecord, bool]:
         job_id = record.id
         task = self._inflight.get(job_id)
         if task is None:  # singleflight within this process
-            task = asyncio.ensure_future(self._refresh(record))
+            task = asyncio.ensure_future(self._refresh(record, wait))
             self._inflight[job_id] = task
             task.add_done_callback(lambda _: self._inflight.pop(job_id, None))
         return await asyncio.shield(task)
@@ -232,7 +233,20 @@ class JobService(Creates):
             await self._changed(done.before, done.record)
         return done.record
 
-    async def _refresh(self, record: JobRecord) -> tuple[JobRecord, bool]:
+    async def _await_other(self, record: JobRecord) -> JobRecord:
+        """Another process holds the lease: its refresh is under way. Wait (briefly) for
+        the snapshot it stores rather than answer one older than the interval."""
+        deadline = time.monotonic() + min(LEASE_WAIT, self.settings.refresh_interval)
+        delay = 0.01
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            current = await self.store.get_job(record.id)
+            if current is None or current.version != record.version:
+                return current or record
+            delay = min(delay * 2, 0.1)
+        return record
+
+    async def _refresh(self, record: JobRecord, wait: bool = False) -> tuple[JobRecord, bool]:
         spec = self.catalog.get(record.model)
         provider = self.providers.get(record.provider)
         if spec is None or provider is None:
@@ -251,6 +265,8 @@ class JobService(Creates):
             begun = await self.store.begin_refresh(record.id, interval, bucket)
             if not begun.leased or begun.raw is None:
                 breaker.release_trial()
+                if wait and not begun.leased:  # a client polls: the other's snapshot
+                    return await self._await_other(record), False
                 return record, False
             raw, record = begun.raw, decode_job(begun.raw)
             if not self._due(record, time.time()):

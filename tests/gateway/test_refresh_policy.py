@@ -58,6 +58,30 @@ async def test_the_lease_holds_across_two_gateway_processes(make_settings: Any) 
         assert one.calls["fetch"] + two.calls["fetch"] == 2
 
 
+async def test_a_poll_waits_for_the_refresh_another_process_has_under_way(
+    make_settings: Any,
+) -> None:
+    """Process B's poll finds the lease held by A's refresh: it answers A's fresh
+    snapshot (not the one older than the interval), and makes no call of its own."""
+    settings = _quiet(make_settings, GATEWAY_REFRESH_INTERVAL="0.3")
+    one, two = EchoProvider(), EchoProvider()
+    one.fetch_delay = 0.15
+    async with (
+        app_client(create_app(settings, providers=[one])) as a,
+        app_client(create_app(settings, providers=[two])) as b,
+    ):
+        job = await _create(a)
+        assert job["status"] == "queued"
+        await asyncio.sleep(0.35)  # due
+        first = asyncio.ensure_future(a.get(f"{URL}/{job['id']}"))
+        await asyncio.sleep(0.05)  # A holds the lease, its upstream call under way
+        answer = await b.get(f"{URL}/{job['id']}")
+        assert answer.json()["status"] == "in_progress"  # A's snapshot, not the old one
+        assert "x-gateway-stale" not in answer.headers
+        assert (await first).json()["status"] == "in_progress"
+        assert (one.calls["fetch"], two.calls["fetch"]) == (1, 0)
+
+
 async def test_a_final_job_costs_zero_upstream_calls(
     echo_client: httpx.AsyncClient, echo: EchoProvider
 ) -> None:

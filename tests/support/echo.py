@@ -6,9 +6,10 @@ native step per ``fetch``: ``WAITING`` → ``RUNNING`` → ``DONE`` (or ``BROKEN
 ``{"mystery": true}``). Every call is counted so tests can assert upstream traffic.
 
 Fault knobs: ``submit_errors`` / ``fetch_errors`` (raised in order, one per call, before
-calls succeed again), ``submit_delay`` (seconds), ``rate_limited``, ``fetch_error``
-(raised on every fetch). A callback body ``{"native_id": ...}`` names the native job, as
-real providers' callbacks do, so a create whose answer was lost can be reconciled.
+calls succeed again), ``submit_delay`` / ``fetch_delay`` (seconds), ``rate_limited``,
+``fetch_error`` (raised on every fetch). A callback body ``{"native_id": ...}`` names the
+native job, as real providers' callbacks do, so a create whose answer was lost can be
+reconciled.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class EchoProvider:
         self.submit_errors: list[Exception] = []
         self.fetch_errors: list[Exception] = []
         self.submit_delay = 0.0
+        self.fetch_delay = 0.0
         self.closed = False
 
     @property
@@ -158,6 +160,8 @@ class EchoProvider:
 
     async def fetch(self, job: JobRef) -> Snapshot:
         self.calls["fetch"] += 1
+        if self.fetch_delay:
+            await asyncio.sleep(self.fetch_delay)
         if self.fetch_errors:
             raise self.fetch_errors.pop(0)
         if self.fetch_error is not None:
