@@ -212,6 +212,10 @@ class Served:
             str(self.port),
             "--workers",
             str(workers),
+            # granian serves at most backlog / workers connections per worker at once (the
+            # rest wait, here until a 30 s timeout): (c.1) holds 1,000 open at once.
+            "--backlog",
+            "4096",
             "--log-level",
             "warning",
             target,
