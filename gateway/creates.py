@@ -274,7 +274,7 @@ class Creates:
                 reconcile=can_reconcile,
             )
             if can_reconcile:  # wait for the callback, bounded by unknown_outcome_seconds
-                # (its expiry is on the refresh schedule since put_job)
+                # (its expiry is on the refresh schedule since open_job)
                 waiting = await self.store.update_job(record.id, _submitted)
                 return waiting.record if waiting is not None else record
             code, status = UNKNOWN_OUTCOME, 504
