@@ -21,9 +21,10 @@ c. Upstream status calls, read from the simulator's ``/__sim__/stats``.
       calls counted over a window holding exactly one due moment (target: 1).
    2. 1,000 in-flight jobs (simulator timings fixed: ``IN_QUEUE`` for 8 s, then
       ``IN_PROGRESS`` for 16 s, then ``COMPLETED``), each polled once a second for 30 s at
-      evenly spread phases by a minimal asyncio HTTP/1.1 client (64 connections). A poll
-      is queued at its scheduled time and sent as soon as a connection is free, so a
-      gateway that cannot keep up shows as late answers (received - scheduled). Upstream
+      evenly spread phases by a minimal asyncio HTTP/1.1 client on uvloop (64
+      connections). A poll is queued at its scheduled time and sent as soon as a
+      connection is free, so a gateway that cannot keep up shows as late answers
+      (received - scheduled). Upstream
       calls are sampled every second. The budget is a token bucket (600 calls/s holding
       5 s of them, ``GATEWAY_UPSTREAM_BURST_SECONDS``): no run of consecutive samples may
       hold more calls than a full bucket plus its refill over that run (target: never
