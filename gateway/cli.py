@@ -29,6 +29,7 @@ from gateway.redis_embedded import EmbeddedRedis
 from gateway.settings import Settings
 
 DEFAULT_SPEC = Path("openapi/openapi.json")
+SERVE_BACKLOG = 4096  # connections the listening socket holds (see _cmd_serve)
 
 
 def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
@@ -79,6 +80,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             interface=Interfaces.ASGI,
             workers=args.workers,
+            # granian serves at most backlog / workers connections per worker at once; the
+            # rest wait (up to its 30 s timeout). 1,024 shared by two workers was too few
+            # for 1,000 clients holding keep-alive connections (benchmarks, part c.1).
+            backlog=SERVE_BACKLOG,
             log_access=False,
         ).serve()
     finally:
