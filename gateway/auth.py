@@ -12,8 +12,9 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from gateway.errors import Unauthorized
+from gateway.keys import KeyRecord
 from gateway.log import bind
-from gateway.store import KeyRecord, Store
+from gateway.store import Store
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):

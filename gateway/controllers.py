@@ -19,6 +19,7 @@ from litestar.response import ServerSentEvent
 from gateway.errors import INTERNAL_ERROR_DOC, decode_create, error_responses_doc, error_spec
 from gateway.events import job_events
 from gateway.jobs import JobService, to_public
+from gateway.keys import KeyRecord
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics
 from gateway.schemas import (
@@ -31,7 +32,6 @@ from gateway.schemas import (
     ProviderReadiness,
     Readiness,
 )
-from gateway.store import KeyRecord
 
 _SECURITY = [{"BearerAuth": []}]
 _PUBLIC = {"exclude_from_auth": True}

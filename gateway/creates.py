@@ -30,11 +30,12 @@ from gateway.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
+from gateway.keys import KeyRecord
 from gateway.limits import SLOT_MAX_AGE
 from gateway.log import bind
 from gateway.records import merge_snapshot, new_job_id
 from gateway.resilience import CircuitBreaker, backoff, is_transient
-from gateway.store import IdempotencyEntry, JobRecord, KeyRecord
+from gateway.store import IdempotencyEntry, JobRecord
 from gateway.webhook_url import check_webhook_url
 from providers.base import (
     NORMALIZED_PARAMS,

@@ -26,13 +26,15 @@ import structlog
 
 from gateway.creates import UNKNOWN_OUTCOME, Creates
 from gateway.errors import InvalidRequest, NotFound, ServiceUnavailable, TooManyRequests
+from gateway.keys import KeyRecord
 from gateway.limits import Bucket, Grant, Limits
 from gateway.log import bind
 from gateway.metrics import Metrics
 from gateway.records import job_ref, merge_snapshot, to_public
 from gateway.resilience import CircuitBreaker, backoff, is_transient
 from gateway.settings import Settings
-from gateway.store import JobRecord, KeyRecord, Store, ZOp, decode_job
+from gateway.store import JobRecord, Store, decode_job
+from gateway.store_scripts import ZOp
 from gateway.webhooks import WebhookOutbox
 from providers.base import JobError, ModelSpec, Provider, ProviderError, Snapshot, is_final
 

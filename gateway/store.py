@@ -1,4 +1,6 @@
-"""Redis persistence: job records and client keys, msgpack-encoded with msgspec.
+"""Redis persistence: job records and client keys, msgpack-encoded with msgspec. The
+key operations of the command line live in ``gateway/keys.py`` (mixed in), the Lua
+scripts behind the one-round-trip job operations in ``gateway/store_scripts.py``.
 
 Keys (all under the configured prefix, default ``mgw:``)::
 
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -40,22 +41,13 @@ from typing import Any, NamedTuple
 import msgspec
 from redis.asyncio import Redis
 
-from gateway.limits import BUCKET_LUA, SLOT_LUA, Bucket, Grant
-from gateway.webhooks import new_signing_secret
+from gateway.keys import KeyAdmin, KeyRecord, hash_key, key_decoder
+from gateway.limits import Bucket, Grant
+from gateway.store_scripts import BEGIN, CLAIM_DUE, OPEN, PUT, SWAP, ZOp, zops
 from providers.base import JobError, Output, is_final
 
 CACHE_SECONDS = 1.0  # how long a key record or a final job record may be answered from memory
 CACHE_ENTRIES = 4096  # per cache; the oldest entry goes first
-
-
-class KeyRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    id: str
-    name: str
-    created_at: int
-    revoked: bool = False
-    rpm: int | None = None  # own requests-per-minute limit (None: the gateway default)
-    max_inflight: int | None = None  # own jobs-in-flight limit (None: the gateway default)
-    webhook_secret: str | None = None  # signs this key's webhooks (Standard Webhooks)
 
 
 class IdempotencyEntry(msgspec.Struct, array_like=True):
@@ -96,28 +88,11 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
 
 _job_encoder = msgspec.msgpack.Encoder()
 _job_decoder = msgspec.msgpack.Decoder(JobRecord)
-_key_decoder = msgspec.msgpack.Decoder(KeyRecord)
 _idem_decoder = msgspec.msgpack.Decoder(IdempotencyEntry)
 
 
 def decode_job(raw: bytes) -> JobRecord:
     return _job_decoder.decode(raw)
-
-
-def hash_key(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
-
-
-def key_id_for(digest: str) -> str:
-    """Public, non-secret id of a key: derived from its hash."""
-    return "key_" + digest[:16]
-
-
-def new_raw_key() -> str:
-    return "mgw_" + secrets.token_urlsafe(32)
-
-
-ZOp = tuple[str, str, float | None]  # (sorted set key, member, score; None removes it)
 
 
 class Updated(NamedTuple):
@@ -145,112 +120,6 @@ class Begun(NamedTuple):
     grant: Grant | None
 
 
-# Sorted-set changes that ride along with a job write: KEYS[2..] and, after the two
-# leading arguments, one (member, score) pair per key; an empty score removes the member.
-_ZOPS_LUA = """
-local function zops()
-  for i = 2, #KEYS do
-    local member, score = ARGV[2 * i - 1], ARGV[2 * i]
-    if score == '' then
-      redis.call('ZREM', KEYS[i], member)
-    else
-      redis.call('ZADD', KEYS[i], score, member)
-    end
-  end
-end
-"""
-
-# KEYS[1] job; ARGV[1] record, ARGV[2] seconds to keep it.
-_PUT = (
-    _ZOPS_LUA
-    + """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-zops()
-return 1
-"""
-)
-
-# A new job, all or nothing: KEYS job, due, the owner's slots, the Idempotency-Key;
-# ARGV record, seconds to keep it, due score, job id, slot limit (0: none), slot max
-# age, the key's entry ('': none), its seconds. {1}: stored; {0}: no slot free; {2,
-# entry}: the Idempotency-Key is bound already (nothing stored).
-_OPEN = (
-    SLOT_LUA
-    + """
-if ARGV[7] ~= '' then
-  local existing = redis.call('GET', KEYS[4])
-  if existing then
-    return {2, existing}
-  end
-end
-local limit = tonumber(ARGV[5])
-if limit > 0 and acquire_slot(KEYS[3], ARGV[4], limit, tonumber(ARGV[6])) == 0 then
-  return {0}
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-if ARGV[7] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[7], 'EX', ARGV[8])
-end
-return {1}
-"""
-)
-
-# Compare-and-set: KEYS[1] job; ARGV[1] the bytes the change was computed from, ARGV[2]
-# the new record. Returns 1 when written, else the current bytes (nil: no such job).
-_SWAP = (
-    _ZOPS_LUA
-    + """
-local current = redis.call('GET', KEYS[1])
-if not current then
-  return false
-end
-if current ~= ARGV[1] then
-  return current
-end
-redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-zops()
-return 1
-"""
-)
-
-# KEYS[1] lease, KEYS[2] job, KEYS[3] budget bucket (optional); ARGV[1] lease ms, then
-# the bucket's capacity, refill per second and cost.
-_BEGIN = (
-    BUCKET_LUA
-    + """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return {0}
-end
-local raw = redis.call('GET', KEYS[2])
-if not raw or #KEYS < 3 then
-  return {1, raw}
-end
-local g = take(KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
-return {1, raw, g[1], g[2], g[3]}
-"""
-)
-
-
-def _zops(ops: Sequence[ZOp]) -> tuple[list[str], list[Any]]:
-    keys: list[str] = []
-    args: list[Any] = []
-    for key, member, score in ops:
-        keys.append(key)
-        args += [member, "" if score is None else repr(float(score))]
-    return keys, args
-
-
-_CLAIM_DUE = """
-local now = tonumber(ARGV[1])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
-end
-return ids
-"""
-
-
 def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, value: Any) -> None:
     cache.pop(name, None)
     if len(cache) >= CACHE_ENTRIES:
@@ -258,7 +127,7 @@ def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, va
     cache[name] = (expires, value)
 
 
-class Store:
+class Store(KeyAdmin):
     def __init__(
         self,
         redis: Redis,
@@ -272,11 +141,11 @@ class Store:
         self.retention = retention_seconds
         self.cache_seconds = cache_seconds
         self.due_key = f"{prefix}due"
-        self._claim_due = redis.register_script(_CLAIM_DUE)
-        self._put = redis.register_script(_PUT)
-        self._open = redis.register_script(_OPEN)
-        self._swap = redis.register_script(_SWAP)
-        self._begin = redis.register_script(_BEGIN)
+        self._claim_due = redis.register_script(CLAIM_DUE)
+        self._put = redis.register_script(PUT)
+        self._open = redis.register_script(OPEN)
+        self._swap = redis.register_script(SWAP)
+        self._begin = redis.register_script(BEGIN)
         self._keys: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
         self._finals: dict[str, tuple[float, JobRecord]] = {}  # job id -> (expires, record)
         self._job_writes = 0  # bumped by every job write through this Store
@@ -303,7 +172,7 @@ class Store:
         ops = [*zsets, (self.due_key, record.id, due)] if due is not None else zsets
         raw = _job_encoder.encode(record)
         if ops:
-            keys, args = _zops(ops)
+            keys, args = zops(ops)
             await self._put(keys=[self._job(record.id), *keys], args=[raw, self.retention, *args])
         else:
             await self.redis.set(self._job(record.id), raw, ex=self.retention)
@@ -410,7 +279,7 @@ class Store:
             updated = change(current)
             if updated is None:
                 return Updated(before, current)
-            keys, args = _zops(follow(before, updated) if follow is not None else ())
+            keys, args = zops(follow(before, updated) if follow is not None else ())
             reply = await self._swap(
                 keys=[key, *keys], args=[raw, _job_encoder.encode(updated), *args]
             )
@@ -469,58 +338,6 @@ class Store:
     async def release_idempotency(self, owner: str, idem_key: str) -> None:
         await self.redis.delete(self._idem(owner, idem_key))
 
-    # ------------------------------------------------------------------------ keys
-
-    async def create_key(
-        self,
-        name: str,
-        raw_key: str | None = None,
-        *,
-        rpm: int | None = None,
-        max_inflight: int | None = None,
-    ) -> tuple[str, KeyRecord]:
-        """Store a new client key (hashed). Returns the raw key, shown once, and its record."""
-        raw = raw_key or new_raw_key()
-        digest = hash_key(raw)
-        record = KeyRecord(
-            id=key_id_for(digest),
-            name=name,
-            created_at=int(time.time()),
-            rpm=rpm,
-            max_inflight=max_inflight,
-            webhook_secret=new_signing_secret(),
-        )
-        await self.redis.set(f"{self.prefix}key:{digest}", _job_encoder.encode(record))
-        await self.redis.set(f"{self.prefix}keyid:{record.id}", digest)
-        return raw, record
-
-    async def seed_key(self, raw_key: str, name: str = "bootstrap") -> KeyRecord:
-        """Add a bootstrap key unless it is already known (a revoked one stays revoked)."""
-        digest = hash_key(raw_key)
-        record = KeyRecord(
-            id=key_id_for(digest),
-            name=name,
-            created_at=int(time.time()),
-            webhook_secret=new_signing_secret(),
-        )
-        created = await self.redis.set(
-            f"{self.prefix}key:{digest}", _job_encoder.encode(record), nx=True
-        )
-        if created:
-            await self.redis.set(f"{self.prefix}keyid:{record.id}", digest)
-            return record
-        existing = await self.redis.get(f"{self.prefix}key:{digest}")
-        return _key_decoder.decode(existing)
-
-    async def get_key(self, key_id: str) -> KeyRecord | None:
-        found = await self._load_key(key_id)
-        return None if found is None else found[1]
-
-    async def rotate_webhook_secret(self, key_id: str) -> str | None:
-        """A new signing secret for the key's webhooks; returns it (shown once)."""
-        record = await self._change_key(key_id, webhook_secret=new_signing_secret())
-        return None if record is None else record.webhook_secret
-
     async def lookup_key(self, raw_key: str) -> KeyRecord | None:
         """The record of a raw client key (revoked ones included), None when unknown. A
         found record is kept in memory for ``cache_seconds``; unknown keys never are.
@@ -533,44 +350,7 @@ class Store:
         if raw is None:
             self._keys.pop(digest, None)
             return None
-        record = _key_decoder.decode(raw)
+        record = key_decoder.decode(raw)
         if self.cache_seconds > 0:
             _remember(self._keys, digest, time.monotonic() + self.cache_seconds, record)
         return record
-
-    async def list_keys(self) -> list[KeyRecord]:
-        records = []
-        async for name in self.redis.scan_iter(match=f"{self.prefix}key:*", count=500):
-            raw = await self.redis.get(name)
-            if raw is not None:
-                records.append(_key_decoder.decode(raw))
-        return sorted(records, key=lambda r: (r.created_at, r.id))
-
-    async def _load_key(self, key_id: str) -> tuple[str, KeyRecord] | None:
-        """(Redis name, record) of a key found by its public id."""
-        digest = await self.redis.get(f"{self.prefix}keyid:{key_id}")
-        if digest is None:
-            return None
-        name = f"{self.prefix}key:{digest.decode()}"
-        raw = await self.redis.get(name)
-        return None if raw is None else (name, _key_decoder.decode(raw))
-
-    async def _change_key(self, key_id: str, **changes: Any) -> KeyRecord | None:
-        """Store the key's record with ``changes``; None when there is no such key."""
-        found = await self._load_key(key_id)
-        if found is None:
-            return None
-        name, record = found
-        record = msgspec.structs.replace(record, **changes)
-        await self.redis.set(name, _job_encoder.encode(record))
-        self._keys.clear()  # this process sees the change at once
-        return record
-
-    async def set_key_limits(
-        self, key_id: str, *, rpm: int | None, max_inflight: int | None
-    ) -> KeyRecord | None:
-        """Give one key its own limits (None: back to the gateway default)."""
-        return await self._change_key(key_id, rpm=rpm, max_inflight=max_inflight)
-
-    async def revoke_key(self, key_id: str) -> bool:
-        return await self._change_key(key_id, revoked=True) is not None

@@ -21,8 +21,9 @@ import structlog
 from redis.asyncio import Redis
 
 from gateway.app import create_app
+from gateway.keys import hash_key, key_id_for
 from gateway.settings import Settings
-from gateway.store import JobRecord, Store, hash_key, key_id_for
+from gateway.store import JobRecord, Store
 from providers.base import Output
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from gateway.app import create_app
-from gateway.store import hash_key, key_id_for
+from gateway.keys import hash_key, key_id_for
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 

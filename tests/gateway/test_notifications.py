@@ -12,7 +12,7 @@ import pytest
 import standardwebhooks
 
 from gateway.app import create_app
-from gateway.store import hash_key, key_id_for
+from gateway.keys import hash_key, key_id_for
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 from tests.support.receiver import Receiver

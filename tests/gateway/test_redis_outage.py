@@ -23,9 +23,9 @@ import msgspec
 import pytest
 
 from gateway.app import create_app
+from gateway.keys import hash_key, key_id_for
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.settings import Settings
-from gateway.store import hash_key, key_id_for
 from tests.conftest import TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 from tests.support.servers import free_port

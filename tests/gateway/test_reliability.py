@@ -126,7 +126,7 @@ async def test_failed_create_is_stored_failed_and_replayed(
 
 
 def _key_digest(client: httpx.AsyncClient) -> str:
-    from gateway.store import hash_key
+    from gateway.keys import hash_key
 
     return hash_key(client.headers["Authorization"].split()[1])[:16]
 
