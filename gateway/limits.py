@@ -112,8 +112,7 @@ class Limits:
         self, bucket: str, *, capacity: float, per_second: float, cost: float = 1
     ) -> Grant:
         """Take ``cost`` tokens from ``bucket`` if it holds them (atomic)."""
-        reply = await self._take(keys=[self.bucket_key(bucket)], args=[capacity, per_second, cost])
-        return Grant.parse(reply)
+        return await self.take_from(Bucket(self.bucket_key(bucket), capacity, per_second, cost))
 
     async def take_from(self, bucket: Bucket) -> Grant:
         """``take`` for a ``Bucket`` built by a caller (same script, same key)."""

@@ -163,16 +163,13 @@ class Store(KeyAdmin):
         self._job_writes += 1
         self._finals.pop(job_id, None)
 
-    async def put_job(
-        self, record: JobRecord, *, due: float | None = None, zsets: Sequence[ZOp] = ()
-    ) -> None:
-        """Store ``record`` (one round trip); with ``due``, also put it on the refresh
-        schedule, and apply the sorted-set changes ``zsets``, atomically with it."""
+    async def put_job(self, record: JobRecord, *, zsets: Sequence[ZOp] = ()) -> None:
+        """Store ``record`` (one round trip), and apply the sorted-set changes ``zsets``
+        (e.g. the refresh schedule, ``due_key``) atomically with it."""
         self._wrote_job(record.id)
-        ops = [*zsets, (self.due_key, record.id, due)] if due is not None else zsets
         raw = _job_encoder.encode(record)
-        if ops:
-            keys, args = zops(ops)
+        if zsets:
+            keys, args = zops(zsets)
             await self._put(keys=[self._job(record.id), *keys], args=[raw, self.retention, *args])
         else:
             await self.redis.set(self._job(record.id), raw, ex=self.retention)

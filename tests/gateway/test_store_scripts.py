@@ -52,7 +52,8 @@ async def test_put_keeps_the_record_for_the_retention_and_applies_sorted_set_ops
     pair: tuple[Store, Store, Limits],
 ) -> None:
     store, _, limits = pair
-    await store.put_job(job(), due=123.0, zsets=[(limits.slot_key("key_owner"), "mus_a", 7.0)])
+    slots = limits.slot_key("key_owner")
+    await store.put_job(job(), zsets=[(slots, "mus_a", 7.0), (store.due_key, "mus_a", 123.0)])
     redis = store.redis
     stored = decode_job(await redis.get(f"{store.prefix}job:mus_a"))
     assert (stored.id, stored.status, stored.native_id) == ("mus_a", "in_progress", "n1")
@@ -87,7 +88,7 @@ async def test_update_keeps_the_ttl_and_writes_the_follow_ops_with_it(
 ) -> None:
     store, _, limits = pair
     slots = limits.slot_key("key_owner")
-    await store.put_job(job(), due=1.0, zsets=[(slots, "mus_a", 1.0)])
+    await store.put_job(job(), zsets=[(slots, "mus_a", 1.0), (store.due_key, "mus_a", 1.0)])
     await store.redis.expire(f"{store.prefix}job:mus_a", 500)
 
     def finish(record: JobRecord) -> JobRecord:
