@@ -211,16 +211,21 @@ class Creates:
             )
         bind(job_id=job_id)
         self.metrics.jobs_created.labels(spec.provider).inc()
-        return await self._submit(record, provider, submit, breaker, idempotency_key), False
+        done = await self._submit(record, opened.raw, provider, submit, breaker, idempotency_key)
+        return done, False
 
     async def _submit(
         self: JobService,
         record: JobRecord,
+        raw: bytes | None,
         provider: Provider,
         submit: SubmitRequest,
         breaker: CircuitBreaker,
         idempotency_key: str | None,
     ) -> JobRecord:
+        """The upstream create, then the record completed with its answer: a
+        compare-and-set against ``raw``, the bytes ``open_job`` stored (no read; a
+        callback that came first makes it retry on the current bytes)."""
         started = time.perf_counter()
         attempt = 0
         try:
@@ -238,7 +243,9 @@ class Creates:
                         attempt += 1
                         continue
                     can_reconcile = submit.callback is not None
-                    return await self._create_failed(record, exc, can_reconcile, idempotency_key)
+                    return await self._create_failed(
+                        record, raw, exc, can_reconcile, idempotency_key
+                    )
         finally:
             bind(upstream_ms=round((time.perf_counter() - started) * 1000, 2))
 
@@ -248,7 +255,7 @@ class Creates:
             current.submitting = False
             return merge_snapshot(current, submission.snapshot, time.time())
 
-        done = await self.store.update_job(record.id, apply, follow=self._follow())
+        done = await self.store.update_job(record.id, apply, follow=self._follow(), raw=raw)
         assert done is not None
         await self._changed(done.before, done.record)
         return done.record
@@ -256,6 +263,7 @@ class Creates:
     async def _create_failed(
         self: JobService,
         record: JobRecord,
+        raw: bytes | None,
         exc: ProviderError,
         can_reconcile: bool,
         idempotency_key: str | None,
@@ -276,7 +284,7 @@ class Creates:
             )
             if can_reconcile:  # wait for the callback, bounded by unknown_outcome_seconds
                 # (its expiry is on the refresh schedule since open_job)
-                waiting = await self.store.update_job(record.id, _submitted)
+                waiting = await self.store.update_job(record.id, _submitted, raw=raw)
                 return waiting.record if waiting is not None else record
             code, status = UNKNOWN_OUTCOME, 504
             message = (

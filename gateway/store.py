@@ -104,11 +104,13 @@ class Updated(NamedTuple):
 
 
 class Opened(NamedTuple):
-    """What ``open_job`` did: ``created``; else ``existing`` is the Idempotency-Key's
-    binding (a replay), or None when the owner had no free slot."""
+    """What ``open_job`` did: ``created`` (then ``raw``, the bytes stored, lets the next
+    ``update_job`` skip its read); else ``existing`` is the Idempotency-Key's binding (a
+    replay), or None when the owner had no free slot."""
 
     created: bool
     existing: IdempotencyEntry | None = None
+    raw: bytes | None = None
 
 
 class Begun(NamedTuple):
@@ -188,8 +190,9 @@ class Store(KeyAdmin):
         owner has a free in-flight slot (then taken); with ``idempotency`` (the client's
         Idempotency-Key, its entry, seconds to keep it) only if that key is not bound
         already (then bound to this job)."""
+        raw = _job_encoder.encode(record)
         keys = [self._job(record.id), self.due_key, "", ""]
-        args: list[Any] = [_job_encoder.encode(record), self.retention, repr(due), record.id]
+        args: list[Any] = [raw, self.retention, repr(due), record.id]
         args += [0, 0] if slot is None else [slot[1], slot[2]]
         if slot is not None:
             keys[2] = slot[0]
@@ -204,7 +207,7 @@ class Store(KeyAdmin):
         self._wrote_job(record.id)
         if reply[0] == 2:
             return Opened(False, _idem_decoder.decode(reply[1]))
-        return Opened(bool(reply[0]))
+        return Opened(True, raw=raw) if reply[0] else Opened(False)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.get(self._job(job_id))

@@ -227,3 +227,58 @@ async def test_metrics_count(echo_client: httpx.AsyncClient, echo: EchoProvider)
     assert "gateway_http_request_duration_seconds_bucket" in text
     assert "gateway_upstream_call_duration_seconds_bucket" in text
     assert "mus_missing" not in text  # route templates only: no ids in labels
+
+
+async def test_create_writes_twice_and_reads_nothing_between(
+    echo_client: httpx.AsyncClient,
+) -> None:
+    """The record is written before the upstream call and completed after it by a
+    compare-and-set against the bytes written first: no read of the job in between."""
+    await _create(echo_client)  # the key record is cached from here on
+    redis = echo_client.app.state.store.redis
+    sent: list[tuple[Any, ...]] = []
+    execute = redis.execute_command
+
+    async def counting(*args: Any, **options: Any) -> Any:
+        sent.append(args)
+        return await execute(*args, **options)
+
+    redis.execute_command = counting
+    try:
+        job = await _create(echo_client)
+    finally:
+        del redis.execute_command
+    touching = [args[0] for args in sent if any(job["id"] in str(a) for a in args)]
+    assert touching == ["EVALSHA", "EVALSHA"]  # open_job, then the compare-and-set
+    assert job["nativeResponseId"] is not None
+
+
+async def test_create_keeps_a_write_that_lands_during_the_upstream_call(
+    echo_client: httpx.AsyncClient, echo: EchoProvider
+) -> None:
+    """Another process's write between the two (e.g. the provider's callback) is kept:
+    the compare-and-set finds other bytes and applies the answer on top of them."""
+    store = echo_client.app.state.store
+    submit = echo.submit
+
+    async def racing(req: Any) -> Any:
+        assert req.callback is None
+        job_id = next(iter(await store.redis.keys(f"{store.prefix}job:*"))).decode()
+        job_id = job_id.removeprefix(f"{store.prefix}job:")
+
+        def elsewhere(record: JobRecord) -> JobRecord:
+            record.metadata = {"written": "meanwhile"}
+            record.version += 1
+            return record
+
+        assert await store.update_job(job_id, elsewhere) is not None
+        return await submit(req)
+
+    echo.submit = racing  # type: ignore[method-assign]
+    job = await _create(echo_client)
+    assert job["metadata"] == {"written": "meanwhile"}
+    assert job["nativeResponseId"] is not None
+    raw = await store.redis.get(f"{store.prefix}job:{job['id']}")
+    record = msgspec.msgpack.decode(raw, type=JobRecord)
+    assert record.metadata == {"written": "meanwhile"} and record.native_id is not None
+    assert not record.submitting

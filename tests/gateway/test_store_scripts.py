@@ -161,8 +161,8 @@ async def test_open_job_is_all_or_nothing(pair: tuple[Store, Store, Limits]) -> 
     opened = await store.open_job(
         job("mus_1"), due=50.0, slot=(slots, 2, 3600), idempotency=("order-1", entry("mus_1"), 60)
     )
-    assert opened == (True, None)
-    assert await store.get_job("mus_1") is not None
+    assert opened.created and opened.existing is None
+    assert opened.raw == await redis.get(f"{store.prefix}job:mus_1")  # the bytes stored
     assert await redis.zscore(store.due_key, "mus_1") == 50.0
     assert await redis.zscore(slots, "mus_1") is not None
     assert await store.get_idempotency("key_owner", "order-1") == entry("mus_1")
@@ -171,7 +171,7 @@ async def test_open_job_is_all_or_nothing(pair: tuple[Store, Store, Limits]) -> 
     again = await store.open_job(
         job("mus_2"), due=50.0, slot=(slots, 2, 3600), idempotency=("order-1", entry("mus_2"), 60)
     )
-    assert again == (False, entry("mus_1"))
+    assert again == (False, entry("mus_1"), None)
     assert await store.get_job("mus_2") is None
     assert await redis.zscore(slots, "mus_2") is None
     assert await redis.zscore(store.due_key, "mus_2") is None
@@ -181,7 +181,7 @@ async def test_open_job_is_all_or_nothing(pair: tuple[Store, Store, Limits]) -> 
     full = await store.open_job(
         job("mus_4"), due=1.0, slot=(slots, 2, 3600), idempotency=("order-4", entry("mus_4"), 60)
     )
-    assert full == (False, None)
+    assert full == (False, None, None)
     assert await store.get_job("mus_4") is None
     assert await store.get_idempotency("key_owner", "order-4") is None
     assert await redis.zscore(store.due_key, "mus_4") is None
