@@ -9,7 +9,7 @@ each), so the music routes are built per app by ``music_handlers(request_type)``
 
 from typing import Annotated, Any
 
-from litestar import MediaType, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -18,10 +18,11 @@ from litestar.response import ServerSentEvent
 
 from gateway.errors import INTERNAL_ERROR_DOC, decode_create, error_responses_doc, error_spec
 from gateway.events import job_events
-from gateway.jobs import JobService, to_public
+from gateway.jobs import JobService
 from gateway.keys import KeyRecord
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics
+from gateway.responses import JSONBytes
 from gateway.schemas import (
     CallbackAck,
     Health,
@@ -91,8 +92,8 @@ def music_handlers(request_type: type) -> list[Any]:
         data = decode_create(await request.body(), request_type)
         jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
         record, replayed = await jobs.create(request.user, data, idempotency_key)
-        headers = {"Idempotent-Replayed": "true"} if replayed else {}
-        return Response(to_public(record), headers=headers)
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return JSONBytes(jobs.render(record), headers=headers)
 
     @get(
         "/v1/music/generate/{music_id:str}",
@@ -115,7 +116,7 @@ def music_handlers(request_type: type) -> list[Any]:
         jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
         record, stale = await jobs.get(request.user.id, music_id)
         headers = {"X-Gateway-Stale": "true"} if stale else None
-        return Response(jobs.render(record), media_type=MediaType.JSON, headers=headers)
+        return JSONBytes(jobs.render(record), headers=headers)
 
     return [create_music, get_music, music_events]
 
