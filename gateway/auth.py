@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import Receive, Scope, Send
 
 from gateway.errors import Unauthorized
 from gateway.keys import KeyRecord
@@ -20,8 +21,32 @@ from gateway.store import Store
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     """Sets ``request.user`` to the caller's ``KeyRecord``; 401 in our envelope otherwise."""
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The base class's, minus the ``ASGIConnection`` it builds per request."""
+        if not self._bypass(scope):
+            record = await self._authenticate(scope)
+            scope["user"] = record
+            scope["auth"] = record.id
+        await self.app(scope, receive, send)
+
+    def _bypass(self, scope: Scope) -> bool:
+        """The base class's exclusions: other scope types, handlers whose ``opt`` opts
+        out, excluded methods (OPTIONS), excluded paths (``/docs``)."""
+        if scope["type"] not in self.scopes:
+            return True
+        handler = scope.get("route_handler")
+        if handler is not None and handler.opt.get(self.exclude_opt_key):
+            return True
+        if scope.get("method") in self.exclude_http_methods:
+            return True
+        return self.exclude is not None and bool(self.exclude.findall(scope["path"]))
+
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        header = _authorization(connection.scope["headers"])
+        record = await self._authenticate(connection.scope)
+        return AuthenticationResult(user=record, auth=record.id)
+
+    async def _authenticate(self, scope: Scope) -> KeyRecord:
+        header = _authorization(scope["headers"])
         if not header:
             raise Unauthorized(
                 "Missing API key: send 'Authorization: Bearer <key>'.",
@@ -35,15 +60,16 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
                 "Malformed Authorization header: expected 'Bearer <key>'.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        store: Store = connection.app.state.store
+        app = scope["litestar_app"]
+        store: Store = app.state.store
         record: KeyRecord | None = await store.lookup_key(raw)
         if record is None or record.revoked:
             raise Unauthorized(
                 "Invalid or revoked API key.", headers={"WWW-Authenticate": "Bearer"}
             )
         bind(key_id=record.id)
-        await connection.app.state.jobs.admit(record)  # requests per minute (429)
-        return AuthenticationResult(user=record, auth=record.id)
+        await app.state.jobs.admit(record)  # requests per minute (429)
+        return record
 
 
 def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -41,7 +41,16 @@ class JSONBytes(Response[Any]):
     def __init__(
         self, body: bytes, *, status_code: int = 200, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
+        # ``Response.__init__``'s attributes, set directly: its ``isinstance`` checks
+        # against ``typing`` aliases cost more than this whole answer's own path.
+        self.content = body
+        self.background = None
+        self.cookies: list[Any] = []
+        self.encoding = "utf-8"
+        self.headers = dict(headers) if headers else {}
+        self.media_type = MediaType.JSON
+        self.status_code = status_code
+        self.response_type_encoders = dict(self.type_encoders or {})
 
     def to_asgi_response(  # type: ignore[override]
         self,

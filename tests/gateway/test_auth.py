@@ -73,3 +73,14 @@ async def test_health_and_ready_need_no_key(echo_client: httpx.AsyncClient) -> N
         "redis": True,
         "providers": {"echo": {"configured": True, "circuit": "closed"}},
     }
+
+
+async def test_options_and_docs_need_no_key_but_music_routes_do(
+    echo_client: httpx.AsyncClient,
+) -> None:
+    no_auth = {"Authorization": ""}
+    r = await echo_client.options("/v1/music/generate", headers=no_auth)
+    assert r.status_code == 204 and "POST" in r.headers["allow"]
+    assert (await echo_client.get("/docs/openapi.json", headers=no_auth)).status_code == 200
+    r = await echo_client.get("/v1/music/generate/mus_x", headers=no_auth)
+    assert r.status_code == 401 and r.json()["error"] == "missing_api_key"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway import log
 from gateway.app import create_app
 from gateway.log import redact
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
@@ -65,6 +66,32 @@ async def test_callback_token_not_logged(
 
 def test_redact_scrubs_bearer_tokens() -> None:
     assert redact("Authorization: Bearer abc.def-123") == "Authorization: Bearer [REDACTED]"
+
+
+def test_redaction_touches_only_what_holds_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """All string values are searched at once; when a secret turns up, each value is
+    scrubbed on its own and the clean ones stay as they were."""
+    monkeypatch.setattr(log, "_known_secrets", ("sk-live-0123456789",))
+    clean = {"event": "request", "route": "/v1/music/generate", "status": 200, "ms": 1.5}
+    assert log._redact_processor(None, "", dict(clean)) == clean
+
+    event = {
+        **clean,
+        "job_id": "mus_sk-live-0123456789",  # a secret pasted into a path
+        "note": "Bearer abc.def",
+        "token": "opaque",  # a sensitive field name
+        "model": "echo/v1",
+    }
+    assert log._redact_processor(None, "", event) == {
+        **clean,
+        "job_id": "mus_[REDACTED]",
+        "note": "Bearer [REDACTED]",
+        "token": "[REDACTED]",
+        "model": "echo/v1",
+    }
+    # Two values whose ends would spell a secret together are not one value.
+    split = {"a": "sk-live-01234", "b": "56789"}
+    assert log._redact_processor(None, "", dict(split)) == split
 
 
 def test_request_ids_are_unique_and_differ_per_process() -> None:
