@@ -31,10 +31,6 @@ from litestar.openapi.spec import Components, OpenAPIType, Schema, SecuritySchem
 from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 from litestar.utils.typing import make_non_optional_union
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from gateway import __version__
@@ -52,6 +48,7 @@ from gateway.jobs import JobService
 from gateway.log import RequestContextMiddleware, configure_logging
 from gateway.metrics import Metrics
 from gateway.redis_embedded import EmbeddedRedis
+from gateway.redis_pool import connect
 from gateway.refresher import Refresher
 from gateway.schemas import RESPONSE_TYPES, build_request_type
 from gateway.settings import Settings, get_settings
@@ -169,24 +166,7 @@ class GatewayPlugin(InitPluginProtocol):
             embedded = EmbeddedRedis(s.data_dir)
             url = embedded.start()
 
-        # Bounded outages: one immediate retry on a connection error only, never on a
-        # timeout. A pooled connection that died with the server (restart, failover) is
-        # replaced on the spot instead of costing a 503; a refused connection still fails
-        # in milliseconds; a frozen server costs one redis_timeout per command, not the
-        # nested, jittered retries (up to 10) that redis-py's ``Redis()`` defaults allow.
-        # The pool reconnects by itself once Redis answers again.
-        # A blocking pool: a burst beyond max_connections waits (up to redis_timeout) for a
-        # free connection instead of failing at once with MaxConnectionsError.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=REDIS_POOL_SIZE,
-            timeout=s.redis_timeout,
-            socket_timeout=s.redis_timeout,
-            socket_connect_timeout=s.redis_timeout,
-            health_check_interval=30,
-            retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
-        )
-        redis = Redis(connection_pool=pool)
+        pool, redis = connect(url, timeout=s.redis_timeout, max_connections=REDIS_POOL_SIZE)
         store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
         app.state.store = store
         jobs = app.state.jobs = JobService(store, self.providers, s, self.metrics)

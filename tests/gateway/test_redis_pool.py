@@ -1,0 +1,83 @@
+"""``GatewayPool``: the short path reuses idle connections; everything else behaves as
+redis-py's ``BlockingConnectionPool`` does (waiting, replacing broken connections)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from gateway.redis_pool import GatewayPool, connect
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[tuple[GatewayPool, Redis]]:
+    pool, redis = connect(redis_url, timeout=0.5, max_connections=2)  # as the app makes it
+    yield pool, redis
+    await redis.aclose()
+    await pool.aclose()
+
+
+@pytest.fixture
+def pool(client: tuple[GatewayPool, Redis]) -> GatewayPool:
+    return client[0]
+
+
+async def test_short_path_reuses_one_idle_connection(
+    client: tuple[GatewayPool, Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool, redis = client
+    await redis.ping()
+    first = pool._available_connections[0]
+
+    async def not_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the short path should have served this")
+
+    monkeypatch.setattr(BlockingConnectionPool, "get_connection", not_here)
+    monkeypatch.setattr(BlockingConnectionPool, "release", not_here)
+    for _ in range(5):
+        assert await redis.ping()
+    assert pool._available_connections == [first] and not pool._in_use_connections
+
+
+async def test_exhausted_pool_waits_and_is_woken_by_a_release(pool: GatewayPool) -> None:
+    a = await pool.get_connection()
+    b = await pool.get_connection()
+    waiter = asyncio.create_task(pool.get_connection())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # both taken: it waits, as the blocking pool does
+    await pool.release(a)
+    got = await asyncio.wait_for(waiter, 0.3)
+    assert got is a
+    await pool.release(got)
+    await pool.release(b)
+    assert len(pool._available_connections) == 2
+
+
+async def test_exhausted_pool_times_out_like_the_blocking_pool(pool: GatewayPool) -> None:
+    held = [await pool.get_connection(), await pool.get_connection()]
+    with pytest.raises(RedisConnectionError, match="No connection available"):
+        await pool.get_connection()
+    for connection in held:
+        await pool.release(connection)
+
+
+async def test_closed_connection_is_replaced(
+    client: tuple[GatewayPool, Redis], redis_url: str
+) -> None:
+    _, redis = client
+    name = "gw-pool-test-victim"
+    await redis.client_setname(name)
+    admin = Redis.from_url(redis_url)
+    try:
+        clients = await admin.client_list()
+        victim = next(c for c in clients if c["name"] == name)
+        await admin.client_kill_filter(_id=victim["id"])
+        await asyncio.sleep(0.05)
+        assert await redis.ping()  # the dead socket is noticed and a new one made
+        assert await redis.client_getname() != name
+    finally:
+        await admin.aclose()
