@@ -6,12 +6,13 @@ Usage::
 
 redis-py 7's ``BlockingConnectionPool`` takes a condition lock, arms a timeout, runs its
 observability hooks and re-checks the connection through its retry machinery for every
-command: about 20 µs of the 70 µs a command costs this gateway (``benchmarks/``). When
-an idle, connected connection is at hand and nobody waits, none of that is needed: take
-it, check that it holds no stray bytes (as the pool does), use it, put it back. Every
-other case (no idle connection, a broken one, waiters to wake, redis-py's maintenance
-mode) goes through the pool's own code. redis-py's pool observability counters (off
-unless OpenTelemetry is set up for it) do not see the short path.
+command: a GET round trip took 87 µs with it and 70 µs without it, in a loop on the
+benchmark machine (uvloop, hiredis). When an idle, connected connection is at hand and
+nobody waits, none of that is needed: take it, check that it holds no stray bytes (as
+the pool does), use it, put it back. Every other case (no idle connection, a broken
+one, waiters to wake, redis-py's maintenance mode) goes through the pool's own code.
+redis-py's pool observability counters (off unless OpenTelemetry is set up for them)
+do not see the short path.
 """
 
 from __future__ import annotations
