@@ -10,7 +10,7 @@ command: a GET round trip took 87 µs with it and 70 µs without it, in a loop o
 benchmark machine (uvloop, hiredis). When an idle, connected connection is at hand and
 nobody waits, none of that is needed: take it, check that it holds no stray bytes (as
 the pool does), use it, put it back. Every other case (no idle connection, a broken
-one, waiters to wake, redis-py's maintenance mode) goes through the pool's own code.
+one, anyone waiting, redis-py's maintenance mode) goes through the pool's own code.
 redis-py's pool observability counters (off unless OpenTelemetry is set up for them)
 do not see the short path.
 """
@@ -54,7 +54,7 @@ class GatewayPool(BlockingConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
         idle = self._available_connections
-        if idle and not self._in_maintenance:
+        if idle and not self._condition._waiters and not self._in_maintenance:
             connection = idle.pop()
             self._in_use_connections.add(connection)
             if connection.is_connected and not await connection.can_read():

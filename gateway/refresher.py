@@ -4,7 +4,11 @@ Every in-flight job sits in the Redis sorted set ``due`` (job id → when to loo
 Each gateway process runs one ``Refresher``; it claims due ids atomically (a claimed id is
 pushed ahead, so two processes never take the same one, and it comes back by itself if
 the claimer dies) and hands each to ``JobService.refresh_due``, which still goes through
-the per-job lease and the provider's shared budget. Final jobs leave the set.
+the per-job lease and the provider's shared budget. Final jobs leave the set. Between
+claims it sleeps until the next job is due (at least ``MIN_GAP``, at most ``idle``, which
+bounds how late it sees a job scheduled meanwhile by another process): a job's refresh
+starts within milliseconds of its due time, so a status is at most one refresh interval
+behind, not an interval plus the refresher's sleep.
 
 Usage::
 
@@ -21,8 +25,11 @@ import structlog
 from redis.exceptions import RedisError
 
 from gateway.jobs import JobService
+from gateway.store import Claimed
 
 log = structlog.get_logger("gateway.refresher")
+
+MIN_GAP = 0.01  # seconds between two claims at least (no spinning on a busy schedule)
 
 
 class Refresher:
@@ -35,12 +42,12 @@ class Refresher:
         self.claim_seconds = max(30.0, jobs.period * 4)
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def run_once(self) -> int:
-        """Refresh the jobs due now; returns how many were claimed."""
-        ids = await self.jobs.store.claim_due(self.batch, self.claim_seconds, time.time())
-        if ids:
-            await asyncio.gather(*(self._one(i) for i in ids))
-        return len(ids)
+    async def run_once(self) -> Claimed:
+        """Refresh the jobs due now; returns what was claimed."""
+        claimed = await self.jobs.store.claim_due(self.batch, self.claim_seconds, time.time())
+        if claimed.ids:
+            await asyncio.gather(*(self._one(i) for i in claimed.ids))
+        return claimed
 
     async def _one(self, job_id: str) -> None:
         async with self._slots:
@@ -52,16 +59,22 @@ class Refresher:
                 log.exception("refresh_due_crashed", job_id=job_id)
 
     async def run(self, stop: asyncio.Event) -> None:
-        delay = self.idle
+        backoff = self.idle
         while not stop.is_set():
             try:
                 claimed = await self.run_once()
-                delay = self.idle
             except RedisError as exc:
                 log.warning("refresher_redis_error", error=type(exc).__name__)
-                claimed, delay = 0, min(delay * 2, 5.0)
-            if claimed < self.batch:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                backoff = min(backoff * 2, 5.0)
+                delay = backoff
+            else:
+                backoff = self.idle
+                if claimed.ids:
+                    continue  # more may be due by now, and those refreshed are due again
+                delay = self.idle
+                if claimed.next_due is not None:
+                    delay = min(delay, max(MIN_GAP, claimed.next_due - time.time()))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass

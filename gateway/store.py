@@ -122,6 +122,14 @@ class Begun(NamedTuple):
     grant: Grant | None
 
 
+class Claimed(NamedTuple):
+    """What ``claim_due`` took: the job ids, and when the next job left on the schedule
+    is due (epoch seconds; None when none is)."""
+
+    ids: list[str]
+    next_due: float | None
+
+
 def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, value: Any) -> None:
     cache.pop(name, None)
     if len(cache) >= CACHE_ENTRIES:
@@ -315,11 +323,14 @@ class Store(KeyAdmin):
     async def unschedule(self, job_id: str) -> None:
         await self.redis.zrem(self.due_key, job_id)
 
-    async def claim_due(self, limit: int, claim_seconds: float, now: float) -> list[str]:
+    async def claim_due(self, limit: int, claim_seconds: float, now: float) -> Claimed:
         """Take up to ``limit`` due job ids; each is pushed ``claim_seconds`` ahead so no
         other process takes it meanwhile (and it comes back if this one dies)."""
-        ids = await self._claim_due(keys=[self.due_key], args=[now, limit, claim_seconds])
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+        ids, first = await self._claim_due(keys=[self.due_key], args=[now, limit, claim_seconds])
+        return Claimed(
+            [i.decode() if isinstance(i, bytes) else i for i in ids],
+            None if first is None else float(first),
+        )
 
     async def delete_job(self, job_id: str) -> None:
         self._wrote_job(job_id)

@@ -57,6 +57,34 @@ async def test_exhausted_pool_waits_and_is_woken_by_a_release(pool: GatewayPool)
     assert len(pool._available_connections) == 2
 
 
+async def test_short_path_stands_aside_while_anyone_waits(
+    pool: GatewayPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle connection seen while someone waits (the moment after a release) is left
+    to the pool's own code, which hands it out under its lock."""
+    a = await pool.get_connection()
+    b = await pool.get_connection()
+    waiter = asyncio.create_task(pool.get_connection())
+    await asyncio.sleep(0.05)
+    assert pool._condition._waiters
+    pool._in_use_connections.remove(a)  # released, the waiter not yet woken
+    pool._available_connections.append(a)
+    through_pool = []
+    original = BlockingConnectionPool.get_connection
+
+    async def spy(self: BlockingConnectionPool, *args: object, **kwargs: object) -> object:
+        through_pool.append(1)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlockingConnectionPool, "get_connection", spy)
+    got = await asyncio.wait_for(pool.get_connection(), 0.3)
+    assert through_pool == [1] and got is a
+    await pool.release(got)
+    assert await asyncio.wait_for(waiter, 0.3) is a
+    await pool.release(a)
+    await pool.release(b)
+
+
 async def test_exhausted_pool_times_out_like_the_blocking_pool(pool: GatewayPool) -> None:
     held = [await pool.get_connection(), await pool.get_connection()]
     with pytest.raises(RedisConnectionError, match="No connection available"):

@@ -8,8 +8,11 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
+from gateway import app as app_module
 from gateway.app import create_app
+from gateway.refresher import Refresher
 from tests.conftest import app_client
 from tests.support.echo import EchoProvider
 
@@ -221,3 +224,50 @@ async def test_a_refresh_costs_the_status_calls_its_fetch_makes(
     other = msgspec.structs.replace(record, provider="tempolor", model="tempolor/v4.8")
     assert jobs._bucket(other).cost == 3  # type: ignore[union-attr]
     await redis.aclose()
+
+
+async def test_the_refresher_wakes_when_the_next_job_is_due(
+    make_settings: Any, echo: EchoProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between claims the refresher sleeps until the next due time, not its whole idle
+    period: with an idle period of 30 s, a job due every 0.2 s still advances."""
+
+    class Off:
+        def __init__(self, jobs: Any) -> None:
+            pass
+
+        async def run(self, stop: asyncio.Event) -> None:
+            await stop.wait()
+
+    monkeypatch.setattr(app_module, "Refresher", Off)  # only the test's own refresher runs
+    settings = make_settings(GATEWAY_REFRESH_INTERVAL="0.2")
+    async with app_client(create_app(settings, providers=[echo])) as client:
+        job = await _create(client)
+        store = client.app.state.store  # type: ignore[attr-defined]
+        stop = asyncio.Event()
+        refresher = Refresher(client.app.state.jobs, idle=30.0)  # type: ignore[attr-defined]
+        task = asyncio.create_task(refresher.run(stop))
+        try:
+            deadline = time.monotonic() + 10
+            record = await store.get_job(job["id"])
+            while record.status != "completed" and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                record = await store.get_job(job["id"])
+            assert record.status == "completed"
+            assert echo.calls["fetch"] == 2
+        finally:
+            stop.set()
+            await task
+
+
+async def test_claim_due_says_when_the_next_job_is_due(make_settings: Any) -> None:
+    app = create_app(_quiet(make_settings), providers=[EchoProvider()])
+    async with app_client(app) as client:
+        store = client.app.state.store  # type: ignore[attr-defined]
+        assert await store.claim_due(10, 30.0, 1000.0) == ([], None)
+        await store.schedule("mus_a", 900.0)
+        await store.schedule("mus_b", 1005.5)
+        claimed = await store.claim_due(10, 30.0, 1000.0)
+        assert claimed.ids == ["mus_a"] and claimed.next_due == 1005.5
+        assert await store.redis.zscore(store.due_key, "mus_a") == 1030.0  # pushed ahead
+        assert await store.claim_due(10, 30.0, 1010.0) == (["mus_b"], 1030.0)
