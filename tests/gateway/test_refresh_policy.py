@@ -26,6 +26,16 @@ async def _create(client: httpx.AsyncClient, **extra: Any) -> dict:
     return r.json()
 
 
+async def _status_within(store: Any, job_id: str, seconds: float) -> str:
+    """The stored status once the job is completed, or after ``seconds`` (no one polls)."""
+    deadline = time.monotonic() + seconds
+    record = await store.get_job(job_id)
+    while record.status != "completed" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        record = await store.get_job(job_id)
+    return str(record.status)
+
+
 def _quiet(make_settings: Any, **env: str) -> Any:
     """Settings where only the test's own polls reach upstream."""
     return make_settings(GATEWAY_BACKGROUND_REFRESH="off", **env)
@@ -161,12 +171,7 @@ async def test_the_refresher_advances_a_job_nobody_polls(
     async with app_client(create_app(settings, providers=[echo])) as client:
         job = await _create(client)
         store = client.app.state.store  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 20
-        record = await store.get_job(job["id"])
-        while record.status != "completed" and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            record = await store.get_job(job["id"])
-        assert record.status == "completed"
+        assert await _status_within(store, job["id"], 20) == "completed"
         assert echo.calls["fetch"] == 2  # WAITING -> RUNNING -> DONE, then nothing more
         assert await store.redis.zscore(store.due_key, job["id"]) is None
         await asyncio.sleep(0.6)
@@ -248,12 +253,7 @@ async def test_the_refresher_wakes_when_the_next_job_is_due(
         refresher = Refresher(client.app.state.jobs, idle=30.0)  # type: ignore[attr-defined]
         task = asyncio.create_task(refresher.run(stop))
         try:
-            deadline = time.monotonic() + 10
-            record = await store.get_job(job["id"])
-            while record.status != "completed" and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-                record = await store.get_job(job["id"])
-            assert record.status == "completed"
+            assert await _status_within(store, job["id"], 10) == "completed"
             assert echo.calls["fetch"] == 2
         finally:
             stop.set()
