@@ -27,8 +27,8 @@ KEY = "bench-key-000001"
 
 
 def _bench_app():
-    from gateway.app import create_app
-    from gateway.settings import Settings
+    from gateway.api.app import create_app
+    from gateway.infra.settings import Settings
     from tests.support.echo import EchoProvider
 
     env = dict(os.environ)

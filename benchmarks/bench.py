@@ -2,7 +2,7 @@
 call economy and memory, measured in one run on this machine, each against its target.
 
 Everything runs on loopback: a throwaway ``redis-server`` (no persistence), both provider
-simulators, the gateway (``gateway.asgi:app``) and a bare Litestar app, each under
+simulators, the gateway (``gateway.api.asgi:app``) and a bare Litestar app, each under
 granian in its own process (``--workers N`` for the gateway and the bare app alike, by
 default one per core). The gateway runs as deployed (JSON canonical log line per
 request at ``info``, metrics, background refresher) with per-key limits off
@@ -100,8 +100,8 @@ from benchmarks.bench_stack import (  # noqa: E402
     gateway_env,
     percentile,
 )
-from gateway.demo import free_port  # noqa: E402
-from gateway.redis_embedded import EmbeddedRedis  # noqa: E402
+from gateway.cli.demo import free_port  # noqa: E402
+from gateway.store.embedded import EmbeddedRedis  # noqa: E402
 
 # ------------------------------------------------------------------------ report
 
@@ -270,7 +270,11 @@ def main() -> int:
             }
             served += sims.values()
             gateway = Served(
-                "gateway", "gateway.asgi:app", args.workers, gateway_env(redis_url, sims, tmp), tmp
+                "gateway",
+                "gateway.api.asgi:app",
+                args.workers,
+                gateway_env(redis_url, sims, tmp),
+                tmp,
             )
             served.append(gateway)
             for sim in sims.values():

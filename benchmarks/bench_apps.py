@@ -20,7 +20,7 @@ import os
 import msgspec
 from litestar import Litestar, get
 
-from gateway.schemas import MusicJob
+from gateway.api.schemas import MusicJob
 from providers.musicgpt.simulator import SimulatorConfig as MusicGPTConfig
 from providers.musicgpt.simulator import create_simulator as musicgpt_simulator
 from providers.tempolor.simulator import SimulatorConfig as TemPolorConfig

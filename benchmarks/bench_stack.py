@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_apps import MUSICGPT_KEY, USEAPI_TOKEN  # noqa: E402
-from gateway.demo import free_port  # noqa: E402
-from gateway.store import JobRecord  # noqa: E402
+from gateway.cli.demo import free_port  # noqa: E402
+from gateway.store.store import JobRecord  # noqa: E402
 
 HARD_LIMIT = 540  # seconds: the whole run, whatever hangs
 KEY = "sk-bench-client-000000000001"

@@ -50,11 +50,11 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.app import create_app  # noqa: E402
-from gateway.demo import ThreadedServer, free_port  # noqa: E402
-from gateway.redis_embedded import EmbeddedRedis  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
-from gateway.store import JobRecord  # noqa: E402
+from gateway.api.app import create_app  # noqa: E402
+from gateway.cli.demo import ThreadedServer, free_port  # noqa: E402
+from gateway.infra.settings import Settings  # noqa: E402
+from gateway.store.embedded import EmbeddedRedis  # noqa: E402
+from gateway.store.store import JobRecord  # noqa: E402
 from tests.support.upstreams import UPSTREAMS, Upstream  # noqa: E402
 
 MAX_SECONDS = 120  # hard cap on the driving phase

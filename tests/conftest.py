@@ -18,9 +18,9 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from gateway.app import create_app
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
+from gateway.store.embedded import EmbeddedRedis
 from tests.support.echo import EchoProvider
 from tests.support.servers import free_port
 

@@ -9,12 +9,42 @@ are both accepted, as the reference asks).
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from providers.tempolor.validation import TONALITIES
 
-if TYPE_CHECKING:
-    from providers.tempolor.simulator import _Job
+
+@dataclass
+class SimJob:
+    id: str
+    item: str
+    kind: str
+    model: str
+    body: dict[str, Any]
+    base: str  # the simulator's own base URL, for absolute media URLs
+    created: float  # monotonic
+    created_ms: int
+    queue: float
+    generate: float
+    not_found: float
+    end_status: int
+    end_final: bool
+    title: str
+    style: str
+
+    def phase(self, now: float) -> tuple[int, int, bool]:
+        """(native status, progress, status_final) at ``now``."""
+        elapsed = now - self.created
+        if elapsed < self.queue:
+            return 0, 0, False
+        if elapsed < self.queue + self.generate:
+            return 0, 1 + int(98 * (elapsed - self.queue) / max(self.generate, 1e-9)), False
+        return self.end_status, (100 if self.end_status == 30 else 0), self.end_final
+
+    def done_at(self) -> float:
+        return self.created + self.queue + self.generate
+
 
 SONG_MODELS = ("v3", "v3.5", "v4.5+", "v4.8")
 INSTRUMENTAL_MODELS = ("i3", "i3.5", "i3.5 beta", "i4")
@@ -45,7 +75,7 @@ _INSTRUMENTAL_FIELDS = {
 }
 
 
-def status_body(job: _Job, now: float) -> dict[str, Any]:
+def status_body(job: SimJob, now: float) -> dict[str, Any]:
     """The ``GET /tempolor/music/{job_id}`` object, shaped like seed 002's example."""
     status, progress, final = job.phase(now)
     body = job.body

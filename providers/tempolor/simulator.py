@@ -37,7 +37,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post
 
 from providers.simulator_media import MP3_BYTES, PNG_BYTES, WAV_BYTES
-from providers.tempolor.sim_payloads import status_body, validate_create
+from providers.tempolor.sim_payloads import SimJob, status_body, validate_create
 
 ENDPOINTS = ("create", "status", "download")
 MAX_JOBS_KEPT = 20_000
@@ -78,40 +78,9 @@ class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @dataclass
-class _Job:
-    id: str
-    item: str
-    kind: str
-    model: str
-    body: dict[str, Any]
-    base: str  # the simulator's own base URL, for absolute media URLs
-    created: float  # monotonic
-    created_ms: int
-    queue: float
-    generate: float
-    not_found: float
-    end_status: int
-    end_final: bool
-    title: str
-    style: str
-
-    def phase(self, now: float) -> tuple[int, int, bool]:
-        """(native status, progress, status_final) at ``now``."""
-        elapsed = now - self.created
-        if elapsed < self.queue:
-            return 0, 0, False
-        if elapsed < self.queue + self.generate:
-            return 0, 1 + int(98 * (elapsed - self.queue) / max(self.generate, 1e-9)), False
-        return self.end_status, (100 if self.end_status == 30 else 0), self.end_final
-
-    def done_at(self) -> float:
-        return self.created + self.queue + self.generate
-
-
-@dataclass
 class _Sim:
     config: SimulatorConfig
-    jobs: dict[str, _Job] = field(default_factory=dict)
+    jobs: dict[str, SimJob] = field(default_factory=dict)
     urls: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # key->item,fmt,exp
     creates: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
@@ -204,7 +173,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
         )
         return _err(cfg.fault_message or f"Simulated error {status}", status, headers)
 
-    def find(job_id: str) -> _Job | Response[bytes]:
+    def find(job_id: str) -> SimJob | Response[bytes]:
         if "-job:" not in job_id:
             return _err("job_id has incorrect format", 400)
         job = sim.jobs.get(job_id)
@@ -247,7 +216,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
             elif cfg.odd_final_status is not None:
                 end_status, end_final = cfg.odd_final_status, cfg.odd_status_final
             words = body["prompt"].split()[:4] or ["Untitled"]
-            job = _Job(
+            job = SimJob(
                 id=f"user:{cfg.account}-tempolor:{body.get('user_id') or 'sim'}-job:{item}",
                 item=item,
                 kind=kind,
@@ -281,7 +250,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
             await asyncio.sleep(cfg.answer_delay_seconds)
         return _json({"jobs": ids, "unlimited": True})
 
-    async def callbacks(job: _Job) -> None:
+    async def callbacks(job: SimJob) -> None:
         """Progress updates at the start of generation, halfway, and at the end."""
         with contextlib.suppress(Exception):
             marks = (

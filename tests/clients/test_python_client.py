@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.support.echo import EchoProvider
 from tests.support.servers import serve

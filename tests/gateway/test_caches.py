@@ -20,10 +20,10 @@ import pytest
 import structlog
 from redis.asyncio import Redis
 
-from gateway.app import create_app
-from gateway.keys import hash_key, key_id_for
-from gateway.settings import Settings
-from gateway.store import JobRecord, Store
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
+from gateway.store.keys import hash_key, key_id_for
+from gateway.store.store import JobRecord, Store
 from providers.base import Output
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider
@@ -216,8 +216,8 @@ async def test_a_read_after_our_write_does_not_join_an_older_read(
 async def test_rendered_json_follows_the_record_object(stores: Callable[..., Store]) -> None:
     """A final job's JSON is kept per record object: the store's next record (a change
     elsewhere, the cache expiring) is rendered again; in-flight jobs always are."""
-    from gateway.jobs import JobService
-    from gateway.records import to_public
+    from gateway.jobs.records import to_public
+    from gateway.jobs.service import JobService
 
     store = stores(cache_seconds=60)
     jobs = JobService(store, [EchoProvider()], Settings.from_env({}))

@@ -10,9 +10,9 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from gateway.app import create_app
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
+from gateway.store.embedded import EmbeddedRedis
 from tests.conftest import TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from providers.base import Submission, SubmitRequest, UpstreamAuthError, UpstreamTimeout
 from tests.conftest import TEST_KEY, app_client
 from tests.support.echo import EchoProvider

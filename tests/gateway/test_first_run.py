@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.redis_embedded import EmbeddedRedis
+from gateway.store.embedded import EmbeddedRedis
 from tests.support.servers import free_port, interrupt
 
 SCRIPT = Path(sys.executable).parent / "music-gateway"
@@ -100,7 +100,7 @@ def test_first_run_reaches_playable_audio_and_stops_clean(tmp_path: Path) -> Non
 
 
 def test_simulators_only_for_providers_without_keys(tmp_path: Path) -> None:
-    from gateway.demo import start_demo
+    from gateway.cli.demo import start_demo
 
     env = {"MUSICGPT_API_KEY": "real-key-123456", "GATEWAY_API_KEYS": "sk-mine"}
     demo = start_demo(env, port=8000, data_dir=tmp_path)

@@ -16,9 +16,9 @@ import httpx
 import msgspec
 import pytest
 
-from gateway.app import create_app
-from gateway.schemas import build_request_type
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.api.schemas import build_request_type
+from gateway.infra.settings import Settings
 from providers.musicgpt import MusicGPTProvider
 from providers.musicgpt.simulator import SimulatorConfig as MusicGPTSimConfig
 from providers.musicgpt.simulator import create_simulator as musicgpt_simulator

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from gateway.app import create_app
-from gateway.store import JobRecord
+from gateway.api.app import create_app
+from gateway.store.store import JobRecord
 from providers.base import UpstreamError
 from tests.conftest import TEST_KEY, app_client
 from tests.support.echo import EchoProvider

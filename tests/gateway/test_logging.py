@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from gateway import log
-from gateway.app import create_app
-from gateway.log import redact
+from gateway.api.app import create_app
+from gateway.infra import log
+from gateway.infra.log import redact
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 
@@ -99,7 +99,7 @@ def test_request_ids_are_unique_and_differ_per_process() -> None:
     prefix that a forked worker draws anew (so two workers never share one)."""
     import re
 
-    from gateway import log
+    from gateway.infra import log
 
     ids = {log._new_request_id() for _ in range(1000)}
     assert len(ids) == 1000

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import standardwebhooks
 
-from gateway.app import create_app
-from gateway.keys import hash_key, key_id_for
+from gateway.api.app import create_app
+from gateway.store.keys import hash_key, key_id_for
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 from tests.support.receiver import Receiver

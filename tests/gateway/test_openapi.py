@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import DEFAULT_SPEC, openapi_document, render_openapi
-from gateway.settings import Settings
+from gateway.cli.main import DEFAULT_SPEC, openapi_document, render_openapi
+from gateway.infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

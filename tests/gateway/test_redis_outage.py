@@ -22,10 +22,10 @@ import httpx
 import msgspec
 import pytest
 
-from gateway.app import create_app
-from gateway.keys import hash_key, key_id_for
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
+from gateway.store.embedded import EmbeddedRedis
+from gateway.store.keys import hash_key, key_id_for
 from tests.conftest import TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 from tests.support.servers import free_port

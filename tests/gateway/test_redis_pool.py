@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.redis_pool import GatewayPool, connect
+from gateway.store.redis_pool import GatewayPool, connect
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import app as app_module
-from gateway.app import create_app
-from gateway.refresher import Refresher
+from gateway.api import app as app_module
+from gateway.api.app import create_app
+from gateway.jobs.refresher import Refresher
 from tests.conftest import app_client
 from tests.support.echo import EchoProvider
 
@@ -203,8 +203,8 @@ async def test_a_refresh_costs_the_status_calls_its_fetch_makes(
     import msgspec
     from redis.asyncio import Redis
 
-    from gateway.jobs import JobService
-    from gateway.store import JobRecord, Store
+    from gateway.jobs.service import JobService
+    from gateway.store.store import JobRecord, Store
     from providers import musicgpt, tempolor
 
     settings = make_settings(GATEWAY_UPSTREAM_BUDGETS="musicgpt=600,tempolor=600")
@@ -223,11 +223,11 @@ async def test_a_refresh_costs_the_status_calls_its_fetch_makes(
         updated_at=now,
         native_ids=["task", "conversion-1", "conversion-2"],
     )
-    bucket = jobs._bucket(record)
+    bucket = jobs.refreshes.bucket(record)
     assert bucket is not None and bucket.cost == 1
     assert (bucket.capacity, bucket.per_second) == (50, 10)  # 5 s of 600 a minute
     other = msgspec.structs.replace(record, provider="tempolor", model="tempolor/v4.8")
-    assert jobs._bucket(other).cost == 3  # type: ignore[union-attr]
+    assert jobs.refreshes.bucket(other).cost == 3  # type: ignore[union-attr]
     await redis.aclose()
 
 

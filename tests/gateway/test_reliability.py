@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from providers.base import UpstreamError, UpstreamRejected, UpstreamTimeout
 from tests.conftest import OTHER_KEY, app_client
 from tests.support.echo import EchoProvider
@@ -126,7 +126,7 @@ async def test_failed_create_is_stored_failed_and_replayed(
 
 
 def _key_digest(client: httpx.AsyncClient) -> str:
-    from gateway.keys import hash_key
+    from gateway.store.keys import hash_key
 
     return hash_key(client.headers["Authorization"].split()[1])[:16]
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.schemas import MAX_PROMPT
+from gateway.api.schemas import MAX_PROMPT
 
 URL = "/v1/music/generate"
 

@@ -6,7 +6,7 @@ import httpx
 from litestar import Litestar, MediaType, Response, get
 from litestar.datastructures import Cookie, ResponseHeader
 
-from gateway.responses import JSONBytes, _Answer
+from gateway.api.responses import JSONBytes, _Answer
 
 BODY = b'{"id":"mus_1","status":"completed"}'
 

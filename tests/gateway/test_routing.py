@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
 from tests.conftest import app_client
 
 MODEL_IDS = [

@@ -50,9 +50,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from gateway.app import create_app
-from gateway.cli import openapi_document
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.cli.main import openapi_document
+from gateway.infra.settings import Settings
 from providers.musicgpt import simulator as musicgpt_sim
 from providers.registry import SIMULATORS
 from providers.tempolor import simulator as tempolor_sim

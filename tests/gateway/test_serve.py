@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.redis_embedded import EmbeddedRedis
+from gateway.store.embedded import EmbeddedRedis
 from tests.support.servers import free_port, interrupt
 
 

@@ -16,8 +16,8 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from gateway.limits import Bucket, Limits
-from gateway.store import IdempotencyEntry, JobRecord, Store, decode_job
+from gateway.store.limits import Bucket, Limits
+from gateway.store.store import IdempotencyEntry, JobRecord, Store, decode_job
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ import pytest
 import standardwebhooks
 from redis.asyncio import Redis
 
-from gateway.log import configure_logging
-from gateway.webhooks import WebhookOutbox, encode_event, new_signing_secret
+from gateway.infra.log import configure_logging
+from gateway.notify.webhooks import WebhookOutbox, encode_event
+from gateway.store.keys import new_signing_secret
 from tests.support.receiver import Receiver
 
 PAYLOAD = b'{"id":"mus_01","object":"music","status":"completed"}'

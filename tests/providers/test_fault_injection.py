@@ -23,10 +23,10 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import create_app
-from gateway.creates import CREATE_RETRIES
-from gateway.settings import Settings
-from gateway.store import JobRecord
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
+from gateway.jobs.create import CREATE_RETRIES
+from gateway.store.store import JobRecord
 from tests.conftest import TEST_KEY
 from tests.support.servers import free_port, serve
 from tests.support.upstreams import UPSTREAMS, Upstream

@@ -20,8 +20,8 @@ import pytest
 
 import providers.musicgpt as musicgpt
 import providers.tempolor as tempolor
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
 from providers.base import ModelSpec, ProviderError, SubmitRequest
 from providers.musicgpt.simulator import SimulatorConfig as MusicGPTSimConfig
 from providers.musicgpt.simulator import create_simulator as musicgpt_simulator

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-from gateway.demo import ThreadedServer, free_port
+from gateway.cli.demo import ThreadedServer, free_port
 
 __all__ = ["free_port", "interrupt", "serve"]
 

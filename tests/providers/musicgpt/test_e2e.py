@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
 from providers.simulator_media import MP3_BYTES, PNG_BYTES, WAV_BYTES
 from tests.support.servers import free_port, serve
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.infra.settings import Settings
 from tests.providers.tempolor.helpers import TOKEN, Sim
 from tests.support.servers import free_port, serve
 

@@ -2,20 +2,21 @@
 
 Keys are stored hashed (sha256) in Redis; the lookup is by hash, so no stored secret is
 ever compared byte by byte. Routes marked ``opt={"public": True}`` (health, readiness,
-docs, provider callbacks) skip authentication. An authenticated request then counts
-against its key's requests-per-minute limit (429 ``rate_limited`` with ``Retry-After``).
+docs, provider callbacks) skip authentication. ``RateLimitMiddleware``, next in line,
+then counts an authenticated request against its key's requests-per-minute limit (429
+``rate_limited`` with ``Retry-After``) through the job layer's ``Admission``.
 """
 
 from __future__ import annotations
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
-from gateway.errors import Unauthorized
-from gateway.keys import KeyRecord
-from gateway.log import bind
-from gateway.store import Store
+from gateway.infra.errors import Unauthorized
+from gateway.infra.log import bind
+from gateway.store.keys import KeyRecord
+from gateway.store.store import Store
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -68,7 +69,6 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
                 "Invalid or revoked API key.", headers={"WWW-Authenticate": "Bearer"}
             )
         bind(key_id=record.id)
-        await app.state.jobs.admit(record)  # requests per minute (429)
         return record
 
 
@@ -79,3 +79,16 @@ def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
         if name == b"authorization":
             return value.decode("latin-1")
     return None
+
+
+class RateLimitMiddleware:
+    """After authentication: one request of the caller's key, admitted or 429."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        record = scope.get("user") if scope["type"] == "http" else None
+        if isinstance(record, KeyRecord):
+            await scope["litestar_app"].state.admission.admit(record)
+        await self.app(scope, receive, send)

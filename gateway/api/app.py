@@ -34,8 +34,8 @@ from litestar.utils.typing import make_non_optional_union
 from redis.exceptions import RedisError
 
 from gateway import __version__
-from gateway.auth import BearerAuthMiddleware
-from gateway.controllers import (
+from gateway.api.auth import BearerAuthMiddleware, RateLimitMiddleware
+from gateway.api.controllers import (
     health,
     list_models,
     metrics_endpoint,
@@ -43,22 +43,23 @@ from gateway.controllers import (
     provider_callback,
     ready,
 )
-from gateway.errors import EXCEPTION_HANDLERS
-from gateway.jobs import JobService
-from gateway.log import RequestContextMiddleware, configure_logging
-from gateway.metrics import Metrics
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.redis_pool import connect
-from gateway.refresher import Refresher
-from gateway.schemas import RESPONSE_TYPES, build_request_type
-from gateway.settings import Settings, get_settings
-from gateway.store import Store
-from gateway.webhook_url import check_webhook_url
-from gateway.webhooks import WebhookOutbox
+from gateway.api.errors import EXCEPTION_HANDLERS
+from gateway.api.schemas import RESPONSE_TYPES, build_request_type
+from gateway.infra.log import RequestContextMiddleware, configure_logging
+from gateway.infra.metrics import Metrics
+from gateway.infra.settings import Settings, get_settings
+from gateway.jobs.admission import Admission
+from gateway.jobs.providers import load_providers
+from gateway.jobs.refresher import Refresher
+from gateway.jobs.service import JobService
+from gateway.notify.ssrf import check_webhook_url
+from gateway.notify.webhooks import WebhookOutbox
+from gateway.store.embedded import EmbeddedRedis
+from gateway.store.redis_pool import connect
+from gateway.store.store import Store
 from providers.base import Provider
-from providers.registry import create_providers
 
-log = structlog.get_logger("gateway.app")
+log = structlog.get_logger("gateway.api.app")
 
 REDIS_POOL_SIZE = 256  # connections per process
 
@@ -153,7 +154,7 @@ class GatewayPlugin(InitPluginProtocol):
 
     def __init__(self, settings: Settings, providers: list[Provider] | None) -> None:
         self.settings = settings
-        self.providers = providers if providers is not None else create_providers(settings.env)
+        self.providers = providers if providers is not None else load_providers(settings.env)
         self.request_type = build_request_type(self.providers)
         self.metrics = Metrics()
 
@@ -170,6 +171,7 @@ class GatewayPlugin(InitPluginProtocol):
         store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
         app.state.store = store
         jobs = app.state.jobs = JobService(store, self.providers, s, self.metrics)
+        app.state.admission = Admission(jobs.limits, s)
         webhook_http = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False
         )
@@ -244,7 +246,7 @@ class GatewayPlugin(InitPluginProtocol):
         app_config.dependencies["jobs"] = Provide(_jobs, sync_to_thread=False)
         app_config.state["metrics"] = self.metrics
         auth = DefineMiddleware(BearerAuthMiddleware, exclude=["^/docs"])
-        app_config.middleware = [auth, *app_config.middleware]
+        app_config.middleware = [auth, RateLimitMiddleware, *app_config.middleware]
         app_config.exception_handlers = {**EXCEPTION_HANDLERS, **app_config.exception_handlers}
         app_config.lifespan = [*app_config.lifespan, self.lifespan]
         app_config.openapi_config = openapi_config()

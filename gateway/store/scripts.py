@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.limits import BUCKET_LUA, SLOT_LUA
+from gateway.store.limits import BUCKET_LUA, SLOT_LUA
 
 ZOp = tuple[str, str, float | None]  # (sorted set key, member, score; None removes it)
 

@@ -19,7 +19,7 @@ calls this again at delivery time and connects only to those (DNS rebinding).
 Usage::
 
     addrs = await check_webhook_url(url, allow_private=settings.webhook_allow_private)
-    # raises gateway.errors.InvalidRequest(code="invalid_webhook_url", param="webhook_url")
+    # raises UnsafeURL (the API layer answers 400 invalid_webhook_url, param webhook_url)
 
     async def fake(host: str, port: int) -> list[str]:  # tests: no real DNS
         return {"hooks.example.com": ["93.184.216.34"]}[host]
@@ -34,8 +34,6 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
-
-from gateway.errors import InvalidRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``(host, port) -> addresses`` (strings or ``ipaddress`` objects).
@@ -77,8 +75,20 @@ _HOST_OK = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$")
 _NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$")  # inet_aton forms: 2130706433, 0x7f.1, 127.1
 
 
-def _reject(message: str) -> InvalidRequest:
-    return InvalidRequest(message, code="invalid_webhook_url", param="webhook_url")
+class UnsafeURL(ValueError):
+    """A client-supplied URL the guard refuses. The API layer answers it as 400
+    ``invalid_webhook_url`` naming ``param``; the webhook outbox as a failed attempt."""
+
+    code = "invalid_webhook_url"
+
+    def __init__(self, message: str, param: str = "webhook_url") -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+def _reject(message: str) -> UnsafeURL:
+    return UnsafeURL(message)
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -191,7 +201,7 @@ async def check_webhook_url(
 ) -> list[IPAddress]:
     """Validate ``url`` as a webhook target; answer the addresses it may be delivered to.
 
-    Raises ``InvalidRequest`` (400, ``invalid_webhook_url``, param ``webhook_url``) naming
+    Raises ``UnsafeURL`` (answered 400 ``invalid_webhook_url``, param ``webhook_url``) naming
     what is wrong.
     """
     host, port = _parse(url, allow_private)

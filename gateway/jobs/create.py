@@ -1,5 +1,5 @@
 """Starting a job: validate and route, claim the Idempotency-Key, submit, and settle a
-failed or lost create. Mixed into ``JobService`` (``gateway/jobs.py``).
+failed or lost create. One part of ``JobService`` (``gateway/jobs/service.py``).
 
 Usage::
 
@@ -18,25 +18,26 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import structlog
 
-from gateway.errors import (
+from gateway.infra.errors import (
     Conflict,
     GatewayError,
     InvalidRequest,
     ServiceUnavailable,
     TooManyRequests,
 )
-from gateway.keys import KeyRecord
-from gateway.limits import SLOT_MAX_AGE
-from gateway.log import bind
-from gateway.records import merge_snapshot, new_job_id
-from gateway.resilience import CircuitBreaker, backoff, is_transient
-from gateway.store import IdempotencyEntry, JobRecord
-from gateway.webhook_url import check_webhook_url
+from gateway.infra.log import bind
+from gateway.infra.resilience import CircuitBreaker, backoff, is_transient
+from gateway.jobs.core import JobCore
+from gateway.jobs.records import merge_snapshot, new_job_id
+from gateway.notify.ssrf import check_webhook_url
+from gateway.store.keys import KeyRecord
+from gateway.store.limits import SLOT_MAX_AGE
+from gateway.store.store import IdempotencyEntry, JobRecord
 from providers.base import (
     NORMALIZED_PARAMS,
     Callback,
@@ -50,10 +51,7 @@ from providers.base import (
     UpstreamTimeout,
 )
 
-if TYPE_CHECKING:
-    from gateway.jobs import JobService
-
-log = structlog.get_logger("gateway.jobs")
+log = structlog.get_logger("gateway.jobs.service")
 
 CREATE_RETRIES = 2  # extra attempts for a create that provably never left (connect failure)
 UNKNOWN_OUTCOME = "upstream_outcome_unknown"
@@ -79,11 +77,21 @@ def outcome_unknown(exc: ProviderError) -> bool:
 
 
 class Creates:
-    """The create half of ``JobService``."""
+    """Starting jobs: validation and routing, the Idempotency-Key, the upstream create."""
+
+    def __init__(self, core: JobCore) -> None:
+        self.core = core
+        self.store = core.store
+        self.settings = core.settings
+        self.metrics = core.metrics
+        self.providers = core.providers
+        self.catalog = core.catalog
+        self.breakers = core.breakers
+        self.limits = core.limits
 
     # ---------------------------------------------------------------- validation
 
-    def resolve(self: JobService, req: Any) -> tuple[ModelSpec, Provider, SubmitRequest]:
+    def resolve(self, req: Any) -> tuple[ModelSpec, Provider, SubmitRequest]:
         """Route by model and check every parameter against what the model honours."""
         spec = self.catalog.get(req.model)
         if spec is None:
@@ -128,7 +136,7 @@ class Creates:
     # -------------------------------------------------------------------- create
 
     async def create(
-        self: JobService, key: KeyRecord, req: Any, idempotency_key: str | None = None
+        self, key: KeyRecord, req: Any, idempotency_key: str | None = None
     ) -> tuple[JobRecord, bool]:
         """Start a job. Returns (record, replayed): ``replayed`` when the
         ``Idempotency-Key`` was seen before with the same body (no upstream call)."""
@@ -215,7 +223,7 @@ class Creates:
         return done, False
 
     async def _submit(
-        self: JobService,
+        self,
         record: JobRecord,
         raw: bytes | None,
         provider: Provider,
@@ -255,13 +263,13 @@ class Creates:
             current.submitting = False
             return merge_snapshot(current, submission.snapshot, time.time())
 
-        done = await self.store.update_job(record.id, apply, follow=self._follow(), raw=raw)
+        done = await self.store.update_job(record.id, apply, follow=self.core.follow(), raw=raw)
         assert done is not None
-        await self._changed(done.before, done.record)
+        await self.core.changed(done.before, done.record)
         return done.record
 
     async def _create_failed(
-        self: JobService,
+        self,
         record: JobRecord,
         raw: bytes | None,
         exc: ProviderError,
@@ -302,8 +310,8 @@ class Creates:
             updated_at=time.time(),
             version=record.version + 1,
         )
-        await self.store.put_job(failed, zsets=self._follow()(record.status, failed))
-        await self._changed(record.status, failed, notify=False)  # the answer says it all
+        await self.store.put_job(failed, zsets=self.core.follow()(record.status, failed))
+        await self.core.changed(record.status, failed, notify=False)  # the answer says it all
         if idempotency_key is not None and (isinstance(exc, UpstreamRateLimited) or not exc.sent):
             await self.store.release_idempotency(record.owner, idempotency_key)
         error = _replayed_error(failed)
@@ -311,9 +319,7 @@ class Creates:
             error.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         raise error from exc
 
-    async def _replay(
-        self: JobService, owner: str, entry: IdempotencyEntry, digest: str
-    ) -> JobRecord:
+    async def _replay(self, owner: str, entry: IdempotencyEntry, digest: str) -> JobRecord:
         if not hmac.compare_digest(entry.fingerprint, digest):
             raise Conflict(
                 "This Idempotency-Key was already used with a different request body. "
@@ -339,7 +345,7 @@ class Creates:
             raise _replayed_error(record)
         return record
 
-    def _unavailable(self: JobService, provider: str) -> None:
+    def _unavailable(self, provider: str) -> None:
         wait = self.breakers[provider].retry_after()
         raise ServiceUnavailable(
             f"Provider {provider} is failing; new jobs are refused for about "

@@ -35,68 +35,16 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.utils.scope.state import ScopeState
 from redis.exceptions import RedisError
 
-from gateway.log import current_request_id, redact
-from gateway.schemas import ErrorResponse
+from gateway.api.schemas import ErrorResponse
+from gateway.infra.errors import (
+    GatewayError,
+    InvalidRequest,
+)
+from gateway.infra.log import current_request_id, redact
+from gateway.notify.ssrf import UnsafeURL
 from providers.base import ProviderError, RequestRejected
 
-log = structlog.get_logger("gateway.errors")
-
-
-class GatewayError(Exception):
-    status_code = 500
-    code = "internal_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        status_code: int | None = None,
-        details: list[str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.code
-        self.param = param
-        self.status_code = status_code or self.status_code
-        self.details = details
-        self.headers = headers or {}
-
-
-class InvalidRequest(GatewayError):
-    status_code = 400
-    code = "validation_error"
-
-
-class Unauthorized(GatewayError):
-    status_code = 401
-    code = "invalid_api_key"
-
-
-class NotFound(GatewayError):
-    status_code = 404
-    code = "not_found"
-
-
-class Conflict(GatewayError):
-    status_code = 409
-    code = "idempotency_conflict"
-
-
-class TooManyRequests(GatewayError):
-    status_code = 429
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
-        seconds = str(max(1, math.ceil(retry_after)))
-        super().__init__(message, headers={"Retry-After": seconds}, **kwargs)
-
-
-class ServiceUnavailable(GatewayError):
-    status_code = 503
-    code = "store_unavailable"
+log = structlog.get_logger("gateway.api.errors")
 
 
 _encoder = msgspec.json.Encoder()
@@ -224,6 +172,10 @@ def _gateway_error(_: Request, exc: GatewayError) -> Response[bytes]:
     )
 
 
+def _unsafe_url(_: Request, exc: UnsafeURL) -> Response[bytes]:
+    return error_response(400, exc.code, exc.message, param=exc.param)
+
+
 def _rejected(_: Request, exc: RequestRejected) -> Response[bytes]:
     return error_response(400, exc.code, exc.message, param=exc.param)
 
@@ -307,6 +259,7 @@ def _internal_error(_: Request, exc: Exception) -> Response[bytes]:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     GatewayError: _gateway_error,
     RequestRejected: _rejected,
+    UnsafeURL: _unsafe_url,
     ProviderError: _provider_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,

@@ -24,10 +24,10 @@ import time
 import structlog
 from redis.exceptions import RedisError
 
-from gateway.jobs import JobService
-from gateway.store import Claimed
+from gateway.jobs.service import JobService
+from gateway.store.store import Claimed
 
-log = structlog.get_logger("gateway.refresher")
+log = structlog.get_logger("gateway.jobs.refresher")
 
 MIN_GAP = 0.01  # seconds between two claims at least (no spinning on a busy schedule)
 

@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 import msgspec
 from litestar.response import ServerSentEventMessage
 
-from gateway.jobs import JobService
-from gateway.records import to_public
-from gateway.store import JobRecord
+from gateway.jobs.records import to_public
+from gateway.jobs.service import JobService
+from gateway.store.store import JobRecord
 from providers.base import is_final
 
 MAX_STREAM_SECONDS = 3600.0  # then the stream ends; the client reconnects

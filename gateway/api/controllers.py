@@ -16,14 +16,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
 from litestar.response import ServerSentEvent
 
-from gateway.errors import INTERNAL_ERROR_DOC, decode_create, error_responses_doc, error_spec
-from gateway.events import job_events
-from gateway.jobs import JobService
-from gateway.keys import KeyRecord
-from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.metrics import Metrics
-from gateway.responses import JSONBytes
-from gateway.schemas import (
+from gateway.api.errors import INTERNAL_ERROR_DOC, decode_create, error_responses_doc, error_spec
+from gateway.api.events import job_events
+from gateway.api.responses import JSONBytes
+from gateway.api.schemas import (
     CallbackAck,
     Health,
     JobEvent,
@@ -33,6 +29,10 @@ from gateway.schemas import (
     ProviderReadiness,
     Readiness,
 )
+from gateway.infra.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.infra.metrics import Metrics
+from gateway.jobs.service import JobService
+from gateway.store.keys import KeyRecord
 
 _SECURITY = [{"BearerAuth": []}]
 _PUBLIC = {"exclude_from_auth": True}

@@ -24,7 +24,7 @@ outcome of one that took the message over. Messages and markers expire after a f
 
 Usage::
 
-    secret = new_signing_secret()                    # shown once, kept with the key record
+    secret = key.webhook_secret                      # the key record's (``whsec_...``)
     outbox = WebhookOutbox(redis, prefix="mgw:", http=httpx.AsyncClient(), url_check=check)
     await outbox.enqueue(msg_id=f"{job.id}.{job.status}", url=job.webhook_url,
                          secret=secret, event_type="music.completed",
@@ -36,7 +36,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import random
 import re
@@ -59,11 +58,10 @@ __all__ = [
     "DeadLetter",
     "WebhookOutbox",
     "encode_event",
-    "new_signing_secret",
     "sign_headers",
 ]
 
-log = structlog.get_logger("gateway.webhooks")
+log = structlog.get_logger("gateway.notify.webhooks")
 
 #: Delay before each attempt, the Standard Webhooks / Svix recommendation: immediately,
 #: then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h after the previous failure
@@ -168,11 +166,6 @@ if ARGV[3] == 'dead' then
 end
 return 1
 """
-
-
-def new_signing_secret() -> str:
-    """A fresh per-key signing secret: ``whsec_`` + base64 of 32 random bytes."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def encode_event(event_type: str, data: Any, at: float) -> bytes:

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.settings import Settings
+from gateway.infra.settings import Settings
+from gateway.store.embedded import EmbeddedRedis
 
 DEFAULT_SPEC = Path("openapi/openapi.json")
 SERVE_BACKLOG = 4096  # connections the listening socket holds (see _cmd_serve)
@@ -36,7 +36,7 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
     """The app's OpenAPI document (built without starting the app)."""
     from litestar.serialization import encode_json
 
-    from gateway.app import create_app
+    from gateway.api.app import create_app
 
     app = create_app(settings or Settings.from_env())
     return json.loads(encode_json(app.openapi_schema.to_schema()))
@@ -60,7 +60,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian as Server
     from granian.constants import Interfaces
 
-    from gateway.demo import start_demo
+    from gateway.cli.demo import start_demo
 
     # Providers without credentials are stood in for by their simulators (first run).
     demo = start_demo(os.environ, port=args.port, data_dir=Settings.from_env().data_dir)
@@ -75,7 +75,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(demo.banner(f"http://{host}:{args.port}"), file=sys.stderr, flush=True)
     try:
         Server(
-            "gateway.asgi:app",
+            "gateway.api.asgi:app",
             address=args.host,
             port=args.port,
             interface=Interfaces.ASGI,
@@ -96,7 +96,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 async def _with_store(fn: Any) -> Any:
     from redis.asyncio import Redis
 
-    from gateway.store import Store
+    from gateway.store.store import Store
 
     settings = Settings.from_env()
     embedded = None

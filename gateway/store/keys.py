@@ -9,6 +9,7 @@ Keys (under the store's prefix)::
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import time
@@ -17,7 +18,10 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from gateway.webhooks import new_signing_secret
+
+def new_signing_secret() -> str:
+    """A fresh per-key signing secret: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class KeyRecord(msgspec.Struct, kw_only=True, omit_defaults=True):

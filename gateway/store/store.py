@@ -41,9 +41,9 @@ from typing import Any, NamedTuple
 import msgspec
 from redis.asyncio import Redis
 
-from gateway.keys import KeyAdmin, KeyRecord, hash_key, key_decoder
-from gateway.limits import Bucket, Grant
-from gateway.store_scripts import BEGIN, CLAIM_DUE, OPEN, PUT, SWAP, ZOp, zops
+from gateway.store.keys import KeyAdmin, KeyRecord, hash_key, key_decoder
+from gateway.store.limits import Bucket, Grant
+from gateway.store.scripts import BEGIN, CLAIM_DUE, OPEN, PUT, SWAP, ZOp, zops
 from providers.base import JobError, Output, is_final
 
 CACHE_SECONDS = 1.0  # how long a key record or a final job record may be answered from memory

@@ -13,11 +13,11 @@ import msgspec
 import structlog
 from ulid import ULID
 
-from gateway.schemas import JobErrorInfo, MusicJob, OutputItem, Usage
-from gateway.store import JobRecord
+from gateway.jobs.public import JobErrorInfo, MusicJob, OutputItem, Usage
+from gateway.store.store import JobRecord
 from providers.base import STATUS_RANK, JobError, JobRef, ModelSpec, Snapshot, is_final
 
-log = structlog.get_logger("gateway.jobs")
+log = structlog.get_logger("gateway.jobs.service")
 
 
 def new_job_id() -> str:

@@ -1,0 +1,117 @@
+"""What the lifecycle's parts share: the store, the providers and their breakers, the
+schedule written with every update, and the one compare-and-set write of a snapshot.
+
+``Creates``, ``Refreshes`` and ``Callbacks`` each hold one ``JobCore``; ``JobService``
+composes them. ``changed`` runs after every stored update (metrics, the client's webhook).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+
+from gateway.infra.metrics import Metrics
+from gateway.infra.resilience import CircuitBreaker
+from gateway.infra.settings import Settings
+from gateway.jobs.notify import Notifier
+from gateway.jobs.records import merge_snapshot
+from gateway.store.limits import Limits
+from gateway.store.scripts import ZOp
+from gateway.store.store import JobRecord, Store
+from providers.base import ModelSpec, Provider, Snapshot, is_final
+
+log = structlog.get_logger("gateway.jobs.service")
+
+
+class Conflicted(Exception):
+    """The job changed since it was read: ``current`` is what is stored now."""
+
+    def __init__(self, current: JobRecord) -> None:
+        self.current = current
+
+
+class JobCore:
+    """The shared state of the lifecycle's parts (one per process)."""
+
+    def __init__(
+        self,
+        store: Store,
+        providers: list[Provider],
+        settings: Settings,
+        metrics: Metrics,
+        notifier: Notifier,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.notifier = notifier
+        self.providers = {p.name: p for p in providers}
+        self.catalog: dict[str, ModelSpec] = {m.id: m for p in providers for m in p.models}
+        self.limits = Limits(store.redis, prefix=settings.redis_prefix)
+        self.breakers = {
+            p.name: CircuitBreaker(
+                p.name, failures=settings.breaker_failures, cooldown=settings.breaker_cooldown
+            )
+            for p in providers
+        }
+
+    @property
+    def period(self) -> float:
+        """Seconds between background refreshes of one in-flight job."""
+        return max(self.settings.refresh_interval, 0.5)
+
+    def follow(self, defer: float | None = None) -> Callable[[str, JobRecord], list[ZOp]]:
+        """The schedule and slot changes written together with a job update: a job that
+        turns final leaves the refresh schedule and frees its in-flight slot; one still in
+        flight is due again after ``defer`` (default: the refresh period)."""
+
+        def ops(before: str, after: JobRecord) -> list[ZOp]:
+            if is_final(after.status):
+                if is_final(before):
+                    return []
+                slots = self.limits.slot_key(after.owner)
+                return [(self.store.due_key, after.id, None), (slots, after.id, None)]
+            if self.settings.background_refresh:
+                return [(self.store.due_key, after.id, time.time() + (defer or self.period))]
+            return []
+
+        return ops
+
+    async def changed(self, before: str, after: JobRecord, *, notify: bool = True) -> None:
+        """After every stored update (whose schedule and slot changes ``follow`` wrote
+        with it): count a finished job, and queue the client's webhook when the status
+        changed (``notify``)."""
+        if is_final(after.status) and not is_final(before):
+            self.metrics.job_finished(after.provider, after.status)
+        if (
+            notify
+            and after.status != before
+            and after.webhook_url
+            and self.notifier.outbox is not None
+        ):
+            await self.notifier.notify(after)
+
+    async def store_snapshot(
+        self,
+        record: JobRecord,
+        snap: Snapshot,
+        *,
+        defer: float | None = None,
+        raw: bytes | None = None,
+    ) -> JobRecord:
+        """Store ``snap`` merged over ``record``, only if nobody changed the job since
+        (``raw``: the stored bytes ``record`` was decoded from, when at hand)."""
+        expected = record.version
+
+        def apply(current: JobRecord) -> JobRecord:
+            if current.version != expected:
+                raise Conflicted(current)
+            return merge_snapshot(current, snap, time.time())
+
+        done = await self.store.update_job(record.id, apply, follow=self.follow(defer), raw=raw)
+        if done is None:
+            return record
+        await self.changed(done.before, done.record)
+        return done.record

@@ -1,0 +1,241 @@
+"""The refresh part: a job's snapshot brought up to date from its provider.
+
+A poll (``get``) refreshes an in-flight job when due; the background refresher
+(``refresh_due``) does it for jobs nobody polls. Across processes, one lease holder
+refreshes a job per interval, within the provider's shared status-call budget; within a
+process, concurrent refreshes of one job share one upstream call. A create whose answer
+was lost is failed ``upstream_outcome_unknown`` after its bound (``expire_unknown``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+
+import structlog
+
+from gateway.infra.errors import NotFound
+from gateway.infra.log import bind
+from gateway.infra.resilience import backoff, is_transient
+from gateway.jobs.core import Conflicted, JobCore
+from gateway.jobs.create import UNKNOWN_OUTCOME
+from gateway.jobs.records import job_ref
+from gateway.store.limits import Bucket, Grant
+from gateway.store.store import JobRecord, decode_job
+from providers.base import JobError, ProviderError, is_final
+
+log = structlog.get_logger("gateway.jobs.service")
+
+POLL_BUDGET = 5.0  # seconds a status poll may spend on retries
+LEASE_WAIT = 0.5  # seconds a poll waits for another process's refresh under way
+
+
+class Refreshes:
+    """Reads and refreshes of jobs."""
+
+    def __init__(self, core: JobCore) -> None:
+        self.core = core
+        self.store = core.store
+        self.settings = core.settings
+        self.metrics = core.metrics
+        self.providers = core.providers
+        self.catalog = core.catalog
+        self.breakers = core.breakers
+        self._inflight: dict[str, asyncio.Task[tuple[JobRecord, bool]]] = {}
+
+    async def load(self, owner: str, job_id: str) -> JobRecord:
+        """The caller's job (a final one may come from the store's short-lived cache)."""
+        record = await self.store.get_job_cached(job_id) if job_id.startswith("mus_") else None
+        if record is None or not hmac.compare_digest(record.owner, owner):
+            raise NotFound(f"No music job {job_id!r}.", param="music_id")
+        return record
+
+    def _due(self, record: JobRecord, now: float) -> bool:
+        if record.native_id is None:
+            return False  # create under way, or its answer was lost (awaiting a callback)
+        if is_final(record.status):
+            return record.refresh_after is not None and now >= record.refresh_after
+        return now - record.refreshed_at >= self.settings.refresh_interval
+
+    async def get(self, owner: str, job_id: str) -> tuple[JobRecord, bool]:
+        """The job, refreshed from upstream when due. Returns (record, stale)."""
+        record = await self.load(owner, job_id)
+        bind(job_id=job_id, provider=record.provider, model=record.model)
+        now = time.time()
+        if record.native_id is None and not is_final(record.status):
+            if now - record.created_at >= self.settings.unknown_outcome_seconds:
+                return await self.expire_unknown(record), False
+            return record, False
+        if not self._due(record, now):
+            return record, False
+        return await self._refresh_once(record, wait=True)
+
+    async def _refresh_once(self, record: JobRecord, wait: bool = False) -> tuple[JobRecord, bool]:
+        job_id = record.id
+        task = self._inflight.get(job_id)
+        if task is None:  # singleflight within this process
+            task = asyncio.ensure_future(self._refresh(record, wait))
+            self._inflight[job_id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(job_id, None))
+        return await asyncio.shield(task)
+
+    async def refresh_due(self, job_id: str) -> None:
+        """The background refresher's turn for one job: refresh it if due, expire a lost
+        create, or put it back on the schedule."""
+        record = await self.store.get_job(job_id)
+        if record is None or is_final(record.status):
+            await self.store.unschedule(job_id)  # final: zero upstream calls from here on
+            return
+        now = time.time()
+        if record.native_id is None:
+            deadline = record.created_at + self.settings.unknown_outcome_seconds
+            if now >= deadline:
+                await self.expire_unknown(record)
+            else:
+                await self.store.schedule(job_id, deadline)
+            return
+        if not self._due(record, now):
+            await self.store.schedule(job_id, record.refreshed_at + self.core.period)
+            return
+        await self._refresh_once(record)
+
+    async def expire_unknown(self, record: JobRecord) -> JobRecord:
+        """Fail a job whose create never got an answer nor a callback in time."""
+
+        def apply(current: JobRecord) -> JobRecord | None:
+            if current.native_id is not None or is_final(current.status):
+                return None  # reconciled meanwhile
+            current.status = "failed"
+            current.error = JobError(
+                code=UNKNOWN_OUTCOME,
+                message="The provider never confirmed this job (its create answer was lost "
+                "and no callback came); it was not sent again.",
+            )
+            current.updated_at = time.time()
+            current.version += 1
+            return current
+
+        done = await self.store.update_job(record.id, apply, follow=self.core.follow())
+        if done is None:
+            return record
+        if is_final(done.record.status) and not is_final(done.before):
+            log.warning("create_outcome_expired", job_id=record.id, provider=record.provider)
+            await self.core.changed(done.before, done.record)
+        return done.record
+
+    async def _await_other(self, record: JobRecord) -> JobRecord:
+        """Another process holds the lease: its refresh is under way. Wait (briefly) for
+        the snapshot it stores rather than answer one older than the interval."""
+        deadline = time.monotonic() + min(LEASE_WAIT, self.settings.refresh_interval)
+        delay = 0.01
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            current = await self.store.get_job(record.id)
+            if current is None or current.version != record.version:
+                return current or record
+            delay = min(delay * 2, 0.1)
+        return record
+
+    async def _refresh(self, record: JobRecord, wait: bool = False) -> tuple[JobRecord, bool]:
+        spec = self.catalog.get(record.model)
+        provider = self.providers.get(record.provider)
+        if spec is None or provider is None:
+            return record, False
+        breaker = self.breakers[record.provider]
+        if not breaker.allow():
+            log.info("refresh_skipped_circuit_open", job_id=record.id)
+            return await self._not_refreshed(record, self.core.period)
+        # ... and across processes: one lease holder per refresh interval. Lease, a fresh
+        # read (the caller's copy may predate another holder's snapshot) and the budget
+        # come in one round trip.
+        bucket = self.bucket(record)
+        raw: bytes | None = None
+        interval = self.settings.refresh_interval
+        if interval > 0:
+            begun = await self.store.begin_refresh(record.id, interval, bucket)
+            if not begun.leased or begun.raw is None:
+                breaker.release_trial()
+                if wait and not begun.leased:  # a client polls: the other's snapshot
+                    return await self._await_other(record), False
+                return record, False
+            raw, record = begun.raw, decode_job(begun.raw)
+            if not self._due(record, time.time()):
+                breaker.release_trial()
+                return record, False
+            grant = begun.grant
+        else:
+            grant = await self._take(bucket) if bucket is not None else None
+        started = time.perf_counter()
+        deadline = time.monotonic() + POLL_BUDGET
+        try:
+            for attempt in range(self.settings.poll_retries + 1):
+                if attempt:
+                    if not breaker.allow():
+                        log.info("refresh_skipped_circuit_open", job_id=record.id)
+                        return await self._not_refreshed(record, self.core.period)
+                    grant = await self._take(bucket) if bucket is not None else None
+                if grant is not None and not grant.allowed:
+                    breaker.release_trial()
+                    log.info("upstream_budget_spent", provider=record.provider, job_id=record.id)
+                    self.metrics.budget_denied.labels(record.provider).inc()
+                    return await self._not_refreshed(
+                        record, max(grant.retry_after, self.core.period)
+                    )
+                try:
+                    with self.metrics.upstream(record.provider, "fetch"):
+                        snap = await provider.fetch(job_ref(record, spec))
+                    breaker.record(None)
+                    break
+                except ProviderError as exc:
+                    breaker.record(exc)
+                    retry = is_transient(exc) and attempt < self.settings.poll_retries
+                    if retry and time.monotonic() < deadline:
+                        await asyncio.sleep(backoff(attempt))
+                        continue
+                    log.warning(
+                        "refresh_failed",
+                        job_id=record.id,
+                        provider=record.provider,
+                        error=exc.code,
+                        upstream_status=exc.native_status,
+                        attempts=attempt + 1,
+                    )
+                    return await self._not_refreshed(record, self.core.period)
+        finally:
+            bind(upstream_ms=round((time.perf_counter() - started) * 1000, 2))
+        try:
+            return await self.core.store_snapshot(record, snap, raw=raw), False
+        except Conflicted as conflict:  # a callback landed meanwhile: it is at least as fresh
+            return conflict.current, False
+
+    def budget(self, provider: str) -> float:
+        """Status calls per minute all processes together may make to ``provider``."""
+        configured = self.settings.upstream_budgets.get(provider)
+        if configured is not None:
+            return configured
+        return float(getattr(self.providers[provider], "status_calls_per_minute", 0) or 0)
+
+    def bucket(self, record: JobRecord) -> Bucket | None:
+        """The provider's shared status-call budget, as spent by one refresh of
+        ``record``: the status calls its fetch makes. The bucket holds
+        ``upstream_burst_seconds`` of the budget (at least this refresh's cost). None
+        when there is no budget."""
+        per_minute = self.budget(record.provider)
+        if per_minute <= 0:
+            return None
+        calls = self.providers[record.provider].status_calls(record.native_ids)
+        cost = min(max(1, calls), per_minute)
+        per_second = per_minute / 60
+        capacity = max(cost, per_second * self.settings.upstream_burst_seconds)
+        key = self.core.limits.bucket_key(f"upstream:{record.provider}")
+        return Bucket(key, capacity, per_second, cost)
+
+    async def _take(self, bucket: Bucket) -> Grant:
+        return await self.core.limits.take_from(bucket)
+
+    async def _not_refreshed(self, record: JobRecord, wait: float) -> tuple[JobRecord, bool]:
+        """No fresh snapshot this time: answer the cached one, try again after ``wait``."""
+        if self.settings.background_refresh and not is_final(record.status):
+            await self.store.schedule(record.id, time.time() + wait)
+        return record, True

@@ -1,0 +1,101 @@
+"""The job lifecycle of DESIGN.md, composed: create, refresh, callbacks, notify.
+
+Usage::
+
+    service = JobService(store, providers, settings)
+    record, replayed = await service.create(key, req, idempotency_key="order-42")
+    record, stale = await service.get(owner="key_...", job_id="mus_...")
+    body = service.render(record)                  # the public job object, JSON
+
+Each path is its own part over one shared ``JobCore``: ``Creates`` (``create.py``),
+``Refreshes`` (``refresh.py``), ``Callbacks`` (``callbacks.py``) and ``Notifier``
+(``notify.py``). This class only wires them and offers their entry points.
+
+No job is lost or doubled: the record is written before the upstream create and
+completed after it; a failed create is stored failed (and replayed as such for its
+``Idempotency-Key``); a create whose answer was lost is never re-sent, it waits for the
+provider's callback and fails with ``upstream_outcome_unknown`` after a bounded time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.infra.metrics import Metrics
+from gateway.infra.settings import Settings
+from gateway.jobs.callbacks import Callbacks
+from gateway.jobs.core import JobCore
+from gateway.jobs.create import Creates
+from gateway.jobs.notify import Notifier
+from gateway.jobs.records import to_public
+from gateway.jobs.refresh import Refreshes
+from gateway.notify.webhooks import WebhookOutbox
+from gateway.store.keys import KeyRecord
+from gateway.store.store import JobRecord, Store
+from providers.base import ModelSpec, Provider, SubmitRequest
+
+__all__ = ["JobService", "to_public"]
+
+
+class JobService:
+    """The lifecycle's entry points, one per path."""
+
+    def __init__(
+        self,
+        store: Store,
+        providers: list[Provider],
+        settings: Settings,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.notifier = Notifier(store)
+        self.core = core = JobCore(store, providers, settings, metrics or Metrics(), self.notifier)
+        self.creates = Creates(core)
+        self.refreshes = Refreshes(core)
+        self.callbacks = Callbacks(core)
+        self.store, self.settings, self.metrics = store, settings, core.metrics
+        self.providers = core.providers
+        self.catalog: dict[str, ModelSpec] = core.catalog
+        self.limits, self.breakers = core.limits, core.breakers
+
+    @property
+    def outbox(self) -> WebhookOutbox | None:
+        """The client webhook outbox (set by the app when webhooks run)."""
+        return self.notifier.outbox
+
+    @outbox.setter
+    def outbox(self, outbox: WebhookOutbox | None) -> None:
+        self.notifier.outbox = outbox
+
+    @property
+    def period(self) -> float:
+        """Seconds between background refreshes of one in-flight job."""
+        return self.core.period
+
+    def resolve(self, req: Any) -> tuple[ModelSpec, Provider, SubmitRequest]:
+        return self.creates.resolve(req)
+
+    async def create(
+        self, key: KeyRecord, req: Any, idempotency_key: str | None = None
+    ) -> tuple[JobRecord, bool]:
+        return await self.creates.create(key, req, idempotency_key)
+
+    async def load(self, owner: str, job_id: str) -> JobRecord:
+        return await self.refreshes.load(owner, job_id)
+
+    async def get(self, owner: str, job_id: str) -> tuple[JobRecord, bool]:
+        return await self.refreshes.get(owner, job_id)
+
+    async def refresh_due(self, job_id: str) -> None:
+        await self.refreshes.refresh_due(job_id)
+
+    async def expire_unknown(self, record: JobRecord) -> JobRecord:
+        return await self.refreshes.expire_unknown(record)
+
+    def budget(self, provider: str) -> float:
+        return self.refreshes.budget(provider)
+
+    async def callback(self, provider_name: str, job_id: str, token: str, body: bytes) -> JobRecord:
+        return await self.callbacks.callback(provider_name, job_id, token, body)
+
+    def render(self, record: JobRecord) -> bytes:
+        return self.notifier.render(record)

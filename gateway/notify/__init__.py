@@ -1,0 +1,1 @@
+"""Client notifications: the signed webhook outbox and the SSRF guard for outbound URLs."""
