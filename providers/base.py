@@ -1,15 +1,30 @@
-"""The contract between the gateway and every music provider.
+"""The contract between the gateway and every music provider (v2: capabilities).
 
 The gateway (``gateway/``) knows providers only through this module and the explicit
-registry in ``providers/registry.py``. A provider package supplies:
+registry in ``providers/registry.py``. A provider declares what it can do instead of
+pretending every provider polls:
 
-* a ``Provider`` implementation (``submit``, ``fetch``, ``callback``, ``aclose``),
-* its models as ``ModelSpec`` data,
-* an ``options_type``: the msgspec Struct of its native request block (``musicgpt {...}``),
-  declared with ``forbid_unknown_fields=True`` so a typo is a 400, never dropped.
+* ``Provider`` (every provider): its ``catalog`` (models, the normalized parameters each
+  honours, its native request block and that block's msgspec Struct), its ``credentials``
+  (environment names; the gateway redacts their values and the first-run demo starts the
+  provider's simulator when they are unset), its ``state_type`` (the typed provider state
+  the gateway stores with a job), ``check`` (pure input checks), ``start`` and ``aclose``.
+* ``start(request)`` answers either ``Pending`` (native ids and a first snapshot: the
+  gateway then follows the job) or ``Finished`` (the artefacts: a synchronous provider,
+  whose answer is the audio itself).
+* ``Pollable`` (optional): ``fetch(ref) -> Snapshot`` and ``polling``, the status calls a
+  minute the provider documents and what one ``fetch`` costs (the gateway keeps the shared
+  budget and the accounting).
+* ``CallsBack`` (optional): ``callback(ref, headers, body) -> Snapshot``; the headers let
+  a provider check a signature, the body is the raw bytes (JSON or a form).
 
-Everything a provider returns is a normalized ``Snapshot``. Errors are raised from the
-``ProviderError`` tree; the gateway maps each class to one client-facing answer::
+Every output is an ``Artefact``: audio (or an image; later MIDI, text, data) with its
+content type, duration, title, tags and lyrics, given as a URL to copy or, in a
+``Finished`` answer, as a ``ByteStream``.
+
+Errors are raised from the ``ProviderError`` tree; the gateway maps each class to one
+client-facing answer. ``sent`` says whether the request may have reached the provider: one
+that may have is never sent again::
 
     ProviderError                      (502 upstream_error unless a subclass says otherwise)
      ├── UpstreamRejected              400 upstream_rejected       native 400/422 on create
@@ -23,9 +38,9 @@ Everything a provider returns is a normalized ``Snapshot``. Errors are raised fr
     RequestRejected                    400 (code chosen by the provider) for input the
                                        provider's models cannot honour, raised by ``check``.
 
-Usage (a provider's ``submit``)::
+Usage (a provider's ``start``)::
 
-    async def submit(self, req: SubmitRequest) -> Submission:
+    async def start(self, req: SubmitRequest[MyOptions]) -> Pending[MyState]:
         body = mapping.to_native(req)            # pure
         raw = await self._client.create(body)    # thin I/O, raises ProviderError
         return mapping.from_create(raw, req)     # pure
@@ -33,14 +48,16 @@ Usage (a provider's ``submit``)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
 Status = Literal["queued", "in_progress", "completed", "failed"]
 Kind = Literal["song", "instrumental"]
 AudioFormat = Literal["mp3", "wav"]
+ArtefactKind = Literal["audio", "image"]
 
 FINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed"})
 STATUS_RANK: dict[str, int] = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2}
@@ -57,6 +74,12 @@ NORMALIZED_PARAMS: tuple[str, ...] = (
     "format",
 )
 
+OptionsT = TypeVar("OptionsT", bound=msgspec.Struct)  # a provider's native block
+StateT = TypeVar("StateT", bound=msgspec.Struct)  # a provider's typed state
+
+
+# ---------------------------------------------------------------------- declarations
+
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One catalog entry: a public model id routed to one provider's native model."""
@@ -69,6 +92,43 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """What a provider serves: its models, and its native request block (``musicgpt {}``),
+    whose Struct forbids unknown fields so a typo is a 400, never dropped."""
+
+    models: tuple[ModelSpec, ...]
+    native_block: str
+    options_type: type[msgspec.Struct]
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An environment variable a provider reads. ``secret`` values are redacted from every
+    log line and answer; ``required`` ones decide whether the provider is configured (and,
+    when unset, the first-run demo stands the provider's simulator in)."""
+
+    env: str
+    secret: bool = True
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Polling:
+    """How a pollable provider may be asked for status: the calls per minute it documents
+    (the smallest plan's; ``GATEWAY_UPSTREAM_BUDGETS`` overrides it) and what one ``fetch``
+    costs: one call per job, or one per native id the job spans."""
+
+    calls_per_minute: float
+    cost: Literal["per_job", "per_native_id"] = "per_job"
+
+    def calls(self, native_ids: int) -> int:
+        return 1 if self.cost == "per_job" else max(1, native_ids)
+
+
+# --------------------------------------------------------------------------- requests
+
+
 class Callback(msgspec.Struct, frozen=True, kw_only=True):
     """Where the provider should call back for this job, when ``GATEWAY_PUBLIC_URL`` is set."""
 
@@ -77,8 +137,9 @@ class Callback(msgspec.Struct, frozen=True, kw_only=True):
     token: str  # unguessable per-job token (already inside ``url``)
 
 
-class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """A validated, normalized create request handed to ``Provider.submit``."""
+class SubmitRequest(msgspec.Struct, Generic[OptionsT], frozen=True, kw_only=True):
+    """A validated, normalized create request handed to ``Provider.start``; ``options``
+    is the provider's own typed native block (or None)."""
 
     model: ModelSpec
     prompt: str | None = None
@@ -88,12 +149,16 @@ class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True):
     style: str | None = None
     duration: int | None = None
     format: AudioFormat = "mp3"
-    options: Any = None  # an instance of the provider's ``options_type`` or None
+    options: OptionsT | None = None
     callback: Callback | None = None
 
 
-class Output(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One generated track, normalized (the AI Stats ``output[]`` item)."""
+# -------------------------------------------------------------------------- answers
+
+
+class Artefact(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One output of a job, normalized (the AI Stats ``output[]`` item). ``audio_url`` is
+    where its audio is (a URL the provider serves, or the gateway's own once stored)."""
 
     index: int
     id: str | None = None
@@ -104,6 +169,27 @@ class Output(msgspec.Struct, kw_only=True, omit_defaults=True):
     tags: str | None = None
     duration: float | None = None
     lyrics: str | None = None
+    kind: ArtefactKind = "audio"
+    content_type: str | None = None
+
+
+#: The name snapshots have always used for their artefacts.
+Output = Artefact
+
+
+@dataclass
+class ByteStream:
+    """An artefact's bytes as a synchronous provider answers them: read ``chunks`` once,
+    in order (never held whole); ``aclose`` releases the connection if not read to the end."""
+
+    content_type: str
+    chunks: AsyncIterator[bytes]
+    length: int | None = None
+
+    async def aclose(self) -> None:
+        closer = getattr(self.chunks, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 class JobError(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -114,11 +200,11 @@ class JobError(msgspec.Struct, kw_only=True, omit_defaults=True):
     native_status: str | None = None
 
 
-class Snapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Snapshot(msgspec.Struct, Generic[StateT], kw_only=True, omit_defaults=True):
     """The provider's view of a job at one moment, already normalized.
 
-    ``state`` is provider-private data (msgspec-encodable) that the gateway stores with
-    the job and hands back on the next ``fetch``/``callback`` (e.g. per-native-job
+    ``state`` is the provider's typed state (its ``state_type``), stored by the gateway
+    with the job and handed back on the next ``fetch``/``callback`` (e.g. per-native-job
     progress, URL expiry). ``refresh_after`` (epoch seconds) asks the gateway to call
     ``fetch`` again after that moment even when the job is final, e.g. because a
     download URL expires then. ``native_ids`` names native jobs a callback revealed that
@@ -128,30 +214,42 @@ class Snapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: Status
     native_status: str | None = None
     progress: int | None = None
-    outputs: list[Output] = []
+    outputs: list[Artefact] = []
     error: JobError | None = None
-    state: dict[str, Any] = {}
+    state: StateT | None = None
     refresh_after: float | None = None
     native_ids: list[str] = []
 
 
-class Submission(msgspec.Struct, kw_only=True):
-    """What ``submit`` returns: the native ids and the first snapshot."""
+class Pending(msgspec.Struct, Generic[StateT], kw_only=True):
+    """``start``'s answer for a job the provider keeps: its native ids and first snapshot."""
 
     native_id: str  # shown to clients as ``nativeResponseId``
     native_ids: list[str]  # every native id this job spans (one per output for TemPolor)
-    snapshot: Snapshot
+    snapshot: Snapshot[StateT]
 
 
-class JobRef(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``fetch``/``callback`` get: the stored native ids and the last snapshot."""
+@dataclass
+class Finished:
+    """``start``'s answer when the generation is done: the artefacts themselves. An
+    artefact whose bytes came in the answer has its ``ByteStream`` under its index in
+    ``streams`` (its ``audio_url`` is then None until the gateway stores it)."""
+
+    artefacts: list[Artefact]
+    native_id: str | None = None
+    streams: dict[int, ByteStream] = field(default_factory=dict)
+
+
+class JobRef(msgspec.Struct, Generic[StateT], frozen=True, kw_only=True):
+    """What ``fetch``/``callback`` get: the stored native ids and the last snapshot (its
+    ``state`` decoded as the provider's ``state_type``)."""
 
     job_id: str
     model: ModelSpec
     native_id: str
     native_ids: list[str]
     format: AudioFormat
-    last: Snapshot
+    last: Snapshot[StateT]
 
 
 # ---------------------------------------------------------------------------- errors
@@ -252,16 +350,9 @@ class Provider(Protocol):
     """What every provider implements. Construct with its settings; close with ``aclose``."""
 
     name: str  # e.g. "musicgpt"; also the name of its native request block
-    models: tuple[ModelSpec, ...]
-    options_type: type[msgspec.Struct]  # native block, forbid_unknown_fields=True
-    #: Status calls per minute the provider documents (the smallest plan's): the default
-    #: of the gateway's shared upstream budget (GATEWAY_UPSTREAM_BUDGETS overrides it).
-    status_calls_per_minute: float
-
-    def status_calls(self, native_ids: Sequence[str]) -> int:
-        """Status calls one ``fetch`` of a job with these native ids makes: what a
-        refresh spends from the upstream budget (pure, no I/O)."""
-        ...
+    catalog: Catalog
+    credentials: tuple[Credential, ...]
+    state_type: type[msgspec.Struct]
 
     @property
     def configured(self) -> bool:
@@ -272,24 +363,35 @@ class Provider(Protocol):
         """Raise ``RequestRejected`` for input the model cannot honour (pure, no I/O)."""
         ...
 
-    async def submit(self, req: SubmitRequest) -> Submission:
-        """Start a generation upstream. Raises ``ProviderError``."""
+    async def start(self, req: SubmitRequest) -> Pending | Finished:
+        """Start a generation upstream (a synchronous provider: run it to the end).
+        Raises ``ProviderError``."""
         ...
+
+    async def aclose(self) -> None:
+        """Release network clients."""
+        ...
+
+
+@runtime_checkable
+class Pollable(Protocol):
+    """A provider whose jobs can be asked for their status."""
+
+    polling: Polling
 
     async def fetch(self, job: JobRef) -> Snapshot:
         """Fetch a fresh status snapshot from upstream. Raises ``ProviderError``."""
         ...
 
-    async def callback(self, job: JobRef, body: bytes) -> Snapshot:
-        """Apply one provider callback body to the job; returns the new snapshot.
 
-        Must tolerate duplicates and any order. Raises ``ValueError`` for a body it cannot
-        read.
-        """
-        ...
+@runtime_checkable
+class CallsBack(Protocol):
+    """A provider that calls the gateway back with a job's progress."""
 
-    async def aclose(self) -> None:
-        """Release network clients."""
+    async def callback(self, job: JobRef, headers: Mapping[str, str], body: bytes) -> Snapshot:
+        """Apply one callback (its headers, lower-case names, and raw body: JSON or a
+        form) to the job; returns the new snapshot. Must tolerate duplicates and any
+        order. Raises ``ValueError`` for a body it cannot read (or a bad signature)."""
         ...
 
 

@@ -49,7 +49,7 @@ from gateway.infra.log import RequestContextMiddleware, configure_logging
 from gateway.infra.metrics import Metrics
 from gateway.infra.settings import Settings, get_settings
 from gateway.jobs.admission import Admission
-from gateway.jobs.providers import load_providers
+from gateway.jobs.providers import credential_names, load_providers
 from gateway.jobs.refresher import Refresher
 from gateway.jobs.service import JobService
 from gateway.notify.ssrf import check_webhook_url
@@ -233,7 +233,9 @@ class GatewayPlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         configure_logging(
-            self.settings.log_level, self.settings.log_format, self.settings.secrets()
+            self.settings.log_level,
+            self.settings.log_format,
+            self.settings.secrets(credential_names(self.providers)),
         )
         app_config.route_handlers += [
             *music_handlers(self.request_type),

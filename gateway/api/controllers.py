@@ -7,12 +7,16 @@ The create handler's body type depends on the registered providers (one native b
 each), so the music routes are built per app by ``music_handlers(request_type)``.
 """
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
 from litestar.response import ServerSentEvent
 
@@ -29,6 +33,7 @@ from gateway.api.schemas import (
     ProviderReadiness,
     Readiness,
 )
+from gateway.infra.errors import InvalidRequest
 from gateway.infra.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.infra.metrics import Metrics
 from gateway.jobs.service import JobService
@@ -173,8 +178,8 @@ async def list_models(jobs: Jobs) -> ModelList:
                 provider=spec.provider,
                 kind=spec.kind,
                 supported_parameters=sorted(spec.supports),
-                native_parameters=sorted(provider.options_type.__struct_fields__),
-                native_block=provider.name,
+                native_parameters=sorted(provider.catalog.options_type.__struct_fields__),
+                native_block=provider.catalog.native_block,
                 description=spec.description,
                 available=provider.configured,
             )
@@ -182,8 +187,23 @@ async def list_models(jobs: Jobs) -> ModelList:
     return ModelList(data=data)
 
 
+FORM = RequestEncodingType.URL_ENCODED.value
+_ANY_OBJECT = OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT, additional_properties={}))
+
+
+@dataclass
+class CallbackOperation(Operation):
+    """The callback intake's body as documented: a JSON object. (The handler reads the
+    raw bytes, which the framework would document as a string; a form is accepted too,
+    undocumented, for a provider that sends one.)"""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(content={"application/json": _ANY_OBJECT}, required=True)
+
+
 @post(
     "/v1/callbacks/{provider:str}/{job_id:str}/{token:str}",
+    operation_class=CallbackOperation,
     operation_id="receiveProviderCallback",
     summary="Intake for provider callbacks (used by providers, not clients)",
     tags=["Callbacks"],
@@ -201,7 +221,6 @@ async def provider_callback(
     provider: FromPath[str],
     job_id: FromPath[str],
     token: FromPath[str],
-    data: JSONBody[dict[str, Any]],
     request: Request[Any, Any, State],
     jobs: Jobs,
 ) -> CallbackAck:
@@ -209,9 +228,26 @@ async def provider_callback(
 
     The body is the provider's native callback payload (a JSON object), read as is.
     """
-    body = await request.body()  # the raw bytes: the provider's mapping decodes them
-    record = await jobs.callback(provider, job_id, token, body)
+    # The raw bytes and the headers go to the provider, which decodes them (a form body
+    # too, for a provider that sends one) and may check a signature.
+    body = await request.body()  # the raw bytes: the provider decodes them
+    if not body.strip():
+        raise InvalidRequest("A JSON object (or form) body is required.")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    if not headers.get("content-type", "").startswith(FORM):
+        _check_json_object(body)
+    record = await jobs.callback(provider, job_id, token, headers, body)
     return CallbackAck(status=record.status)  # type: ignore[arg-type]
+
+
+def _check_json_object(body: bytes) -> None:
+    """A callback that is not a form must be a JSON object (400 as for any body)."""
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Malformed JSON body: {exc}", code="invalid_json") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("A JSON object (or form) body is required.")
 
 
 @get(

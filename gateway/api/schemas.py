@@ -142,7 +142,7 @@ def build_request_type(providers: Iterable[Provider]) -> type[msgspec.Struct]:
     """The create request Struct: base fields plus one optional native block per provider."""
     fields = list(BASE_REQUEST_FIELDS)
     for p in providers:
-        fields.append((p.name, p.options_type | None, None))
+        fields.append((p.catalog.native_block, p.catalog.options_type | None, None))
     return msgspec.defstruct(
         "MusicGenerateRequest",
         fields,

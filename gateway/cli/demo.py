@@ -27,7 +27,7 @@ from typing import Any
 
 import uvicorn
 
-from providers.registry import SIMULATORS
+from providers.registry import REGISTRY
 
 
 def free_port() -> int:
@@ -70,6 +70,7 @@ class ThreadedServer:
 class Demo:
     simulators: dict[str, ThreadedServer] = field(default_factory=dict)
     api_key: str | None = None
+    example_model: str = ""  # a model of a simulated provider, for the banner
 
     def stop(self) -> None:
         for server in self.simulators.values():
@@ -86,7 +87,7 @@ class Demo:
             "Try it:\n"
             f"  curl -s {base_url}/v1/music/generate -H 'Authorization: Bearer {key}' "
             "-H 'Content-Type: application/json' "
-            '-d \'{"model": "musicgpt/v7", "prompt": "a calm lofi beat"}\'\n'
+            f'-d \'{{"model": "{self.example_model}", "prompt": "a calm lofi beat"}}\'\n'
             f"  curl -s {base_url}/v1/music/generate/<id> -H 'Authorization: Bearer {key}'\n"
             f"Docs: {base_url}/docs    Ctrl-C stops everything.\n"
         )
@@ -116,12 +117,13 @@ def start_demo(env: MutableMapping[str, str], *, port: int, data_dir: Path) -> D
         raise ValueError("GATEWAY_SIMULATORS must be auto or off")
     if mode == "off":
         return demo
-    for name, sim in SIMULATORS.items():
-        if env.get(sim.credential):
+    for name, registration in REGISTRY.items():
+        if registration.required and all(env.get(n) for n in registration.required):
             continue  # real credentials: the real provider, no simulator
-        server = ThreadedServer(sim.create_app())
+        server = ThreadedServer(registration.simulator.create_app())
         demo.simulators[name] = server
-        env.update(sim.env_for(server.start()))
+        env.update(registration.simulator.env_for(server.start()))
+        demo.example_model = demo.example_model or registration.models[0].id
     if demo.simulators:
         # Simulators call back on loopback; a client key is made if none is configured.
         env.setdefault("GATEWAY_PUBLIC_URL", f"http://127.0.0.1:{port}")

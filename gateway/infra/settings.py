@@ -5,15 +5,15 @@ Usage::
     settings = get_settings()                 # cached, from os.environ
     settings = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:6379/0"})
 
-Provider settings (``MUSICGPT_API_KEY``, ``USEAPI_TOKEN``, ...) are not read here: each
-provider package reads its own names from ``Settings.env`` (see ``providers/registry.py``).
+Provider settings are not read here: each provider package reads its own names from
+``Settings.env`` and declares its credentials (see ``providers/registry.py``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -218,9 +218,10 @@ class Settings:
             env=MappingProxyType(env),
         )
 
-    def secrets(self) -> tuple[str, ...]:
-        """Values that must never appear in a log line or a response."""
-        names = ("MUSICGPT_API_KEY", "USEAPI_TOKEN")
+    def secrets(self, names: Iterable[str] = ()) -> tuple[str, ...]:
+        """Values that must never appear in a log line or a response: the client keys
+        and the values of the environment ``names`` (the providers' credentials, which
+        each provider declares)."""
         found = [self.env.get(n, "") for n in names]
         return tuple(s for s in (*self.api_keys, *found) if s and len(s) >= 6)
 

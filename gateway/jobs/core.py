@@ -20,7 +20,7 @@ from gateway.jobs.records import merge_snapshot
 from gateway.store.limits import Limits
 from gateway.store.scripts import ZOp
 from gateway.store.store import JobRecord, Store
-from providers.base import ModelSpec, Provider, Snapshot, is_final
+from providers.base import CallsBack, ModelSpec, Pollable, Provider, Snapshot, is_final
 
 log = structlog.get_logger("gateway.jobs.service")
 
@@ -48,7 +48,14 @@ class JobCore:
         self.metrics = metrics
         self.notifier = notifier
         self.providers = {p.name: p for p in providers}
-        self.catalog: dict[str, ModelSpec] = {m.id: m for p in providers for m in p.models}
+        self.catalog: dict[str, ModelSpec] = {m.id: m for p in providers for m in p.catalog.models}
+        # Capabilities, read once: who can be polled, who calls back.
+        self.pollable: dict[str, Pollable] = {
+            p.name: p for p in providers if isinstance(p, Pollable)
+        }
+        self.calls_back: dict[str, CallsBack] = {
+            p.name: p for p in providers if isinstance(p, CallsBack)
+        }
         self.limits = Limits(store.redis, prefix=settings.redis_prefix)
         self.breakers = {
             p.name: CircuitBreaker(

@@ -13,7 +13,6 @@ fails with ``upstream_outcome_unknown`` after ``GATEWAY_UNKNOWN_OUTCOME_SECONDS`
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -21,6 +20,7 @@ import time
 from typing import Any
 
 import msgspec
+import stamina
 import structlog
 
 from gateway.infra.errors import (
@@ -41,10 +41,13 @@ from gateway.store.store import IdempotencyEntry, JobRecord
 from providers.base import (
     NORMALIZED_PARAMS,
     Callback,
+    Finished,
     JobError,
     ModelSpec,
+    Pending,
     Provider,
     ProviderError,
+    Snapshot,
     SubmitRequest,
     UpstreamError,
     UpstreamRateLimited,
@@ -111,13 +114,15 @@ class Creates:
                     code="unsupported_parameter",
                     param=name,
                 )
-        for other in self.providers:
-            if other != spec.provider and getattr(req, other, None) is not None:
+        block = provider.catalog.native_block
+        for other in self.providers.values():
+            name = other.catalog.native_block
+            if name != block and getattr(req, name, None) is not None:
                 raise InvalidRequest(
-                    f"The {other!r} block applies to {other}/* models only; "
+                    f"The {name!r} block applies to {other.name}/* models only; "
                     f"model {spec.id} is served by {spec.provider}.",
                     code="unsupported_parameter",
-                    param=other,
+                    param=name,
                 )
         submit = SubmitRequest(
             model=spec,
@@ -128,7 +133,7 @@ class Creates:
             style=req.style,
             duration=req.duration,
             format=req.format or "mp3",
-            options=getattr(req, spec.provider, None),
+            options=getattr(req, block, None),
         )
         provider.check(submit)
         return spec, provider, submit
@@ -234,39 +239,57 @@ class Creates:
         """The upstream create, then the record completed with its answer: a
         compare-and-set against ``raw``, the bytes ``open_job`` stored (no read; a
         callback that came first makes it retry on the current bytes)."""
-        started = time.perf_counter()
-        attempt = 0
+        began = time.perf_counter()
         try:
-            while True:
-                try:
-                    with self.metrics.upstream(record.provider, "submit"):
-                        submission = await provider.submit(submit)
-                    breaker.record(None)
-                    break
-                except ProviderError as exc:
-                    breaker.record(exc)
-                    never_left = not exc.sent and is_transient(exc)
-                    if never_left and attempt < CREATE_RETRIES and breaker.allow():
-                        await asyncio.sleep(backoff(attempt, base=0.2))
-                        attempt += 1
-                        continue
-                    can_reconcile = submit.callback is not None
-                    return await self._create_failed(
-                        record, raw, exc, can_reconcile, idempotency_key
-                    )
+            pending = await as_pending(
+                await self._start(record.provider, provider, submit, breaker)
+            )
+        except ProviderError as exc:
+            can_reconcile = submit.callback is not None
+            return await self._create_failed(record, raw, exc, can_reconcile, idempotency_key)
         finally:
-            bind(upstream_ms=round((time.perf_counter() - started) * 1000, 2))
+            bind(upstream_ms=round((time.perf_counter() - began) * 1000, 2))
 
         def apply(current: JobRecord) -> JobRecord:
-            current.native_id = submission.native_id
-            current.native_ids = submission.native_ids
+            current.native_id = pending.native_id or None
+            current.native_ids = pending.native_ids
             current.submitting = False
-            return merge_snapshot(current, submission.snapshot, time.time())
+            return merge_snapshot(current, pending.snapshot, time.time())
 
         done = await self.store.update_job(record.id, apply, follow=self.core.follow(), raw=raw)
         assert done is not None
+        await self.store.index_native(record.provider, pending.native_ids, record.id)
         await self.core.changed(done.before, done.record)
         return done.record
+
+    async def _start(
+        self, name: str, provider: Provider, submit: SubmitRequest, breaker: CircuitBreaker
+    ) -> Pending | Finished:
+        """The upstream create. It is tried again (``CREATE_RETRIES`` times, full-jitter
+        backoff) only when it provably never left (a connect failure) and the breaker
+        allows: a create that may have reached the provider is never sent twice."""
+        tries = 0
+
+        def again(exc: Exception) -> bool | float:
+            if not isinstance(exc, ProviderError) or exc.sent or not is_transient(exc):
+                return False
+            if tries > CREATE_RETRIES or not breaker.allow():
+                return False
+            return backoff(tries - 1, base=0.2)
+
+        retrying = stamina.retry_context(on=again, attempts=CREATE_RETRIES + 1, timeout=None)
+        async for attempt in retrying:
+            with attempt:
+                tries = attempt.num
+                try:
+                    with self.metrics.upstream(name, "submit"):
+                        started = await provider.start(submit)
+                except ProviderError as exc:
+                    breaker.record(exc)
+                    raise
+                breaker.record(None)
+                return started
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _create_failed(
         self,
@@ -354,6 +377,27 @@ class Creates:
             param="model",
             headers={"Retry-After": str(max(1, round(wait)))},
         )
+
+
+async def as_pending(started: Pending | Finished) -> Pending:
+    """``start``'s answer as native ids and a snapshot: a ``Finished`` one is a completed
+    snapshot of its artefacts. Artefacts given as bytes need the artefact store (a
+    synchronous provider runs on the generation worker, which stores them): here they
+    are an upstream error, never a job that completes without audio."""
+    if isinstance(started, Pending):
+        return started
+    native_ids = [started.native_id] if started.native_id else []
+    snapshot = Snapshot(status="completed", progress=100, outputs=started.artefacts)
+    if started.streams:
+        for stream in started.streams.values():  # never read: release the connections
+            await stream.aclose()
+        error = JobError(
+            code="artefact_store_unavailable",
+            message="The provider answered with the audio itself; storing it needs the "
+            "generation worker's artefact store.",
+        )
+        snapshot = Snapshot(status="failed", error=error)
+    return Pending(native_id=started.native_id or "", native_ids=native_ids, snapshot=snapshot)
 
 
 def _submitted(record: JobRecord) -> JobRecord:

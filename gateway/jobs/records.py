@@ -4,7 +4,7 @@ Usage::
 
     record = merge_snapshot(record, snapshot, time.time())
     job = to_public(record)            # the AI Stats-compatible job object
-    ref = job_ref(record, model_spec)  # what a provider's fetch/callback receives
+    ref = job_ref(record, model_spec, provider.state_type)  # what fetch/callback receive
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def merge_snapshot(record: JobRecord, snap: Snapshot, now: float) -> JobRecord:
         progress=progress,
         outputs=outputs,
         error=error,
-        state=snap.state or record.state,
+        state=encode_state(snap.state) if snap.state is not None else record.state,
         refresh_after=snap.refresh_after,
         updated_at=now if changed else record.updated_at,
         refreshed_at=now,
@@ -74,7 +74,20 @@ def merge_snapshot(record: JobRecord, snap: Snapshot, now: float) -> JobRecord:
 
 def to_public(record: JobRecord) -> MusicJob:
     """The AI Stats-compatible job object for a stored record."""
-    outputs = [OutputItem(**msgspec.structs.asdict(o)) for o in record.outputs]
+    outputs = [
+        OutputItem(
+            index=o.index,
+            id=o.id,
+            audio_url=o.audio_url,
+            stream_audio_url=o.stream_audio_url,
+            image_url=o.image_url,
+            title=o.title,
+            tags=o.tags,
+            duration=o.duration,
+            lyrics=o.lyrics,
+        )
+        for o in record.outputs
+    ]
     usage = None
     if record.status == "completed":
         usage = Usage(
@@ -104,7 +117,36 @@ def to_public(record: JobRecord) -> MusicJob:
     )
 
 
-def job_ref(record: JobRecord, spec: ModelSpec) -> JobRef:
+_state_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_state(state: msgspec.Struct) -> bytes:
+    """A provider's typed state as stored with the job (msgpack)."""
+    return _state_encoder.encode(state)
+
+
+def decode_state(record: JobRecord, state_type: type[msgspec.Struct]) -> msgspec.Struct | None:
+    """The stored provider state as ``state_type``. A state that does not decode (written
+    by another version of the provider, say) is logged, and the provider starts from an
+    empty state: it is never reset in silence."""
+    if record.state is None:
+        return None
+    try:
+        if isinstance(record.state, dict):  # a record from before states were typed
+            return msgspec.convert(record.state, state_type)
+        return msgspec.msgpack.decode(record.state, type=state_type)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        log.error(
+            "provider_state_undecodable",
+            job_id=record.id,
+            provider=record.provider,
+            state_type=state_type.__name__,
+            error=str(exc),
+        )
+        return None
+
+
+def job_ref(record: JobRecord, spec: ModelSpec, state_type: type[msgspec.Struct]) -> JobRef:
     return JobRef(
         job_id=record.id,
         model=spec,
@@ -117,7 +159,7 @@ def job_ref(record: JobRecord, spec: ModelSpec) -> JobRef:
             progress=record.progress,
             outputs=record.outputs,
             error=record.error,
-            state=record.state,
+            state=decode_state(record, state_type),
             refresh_after=record.refresh_after,
         ),
     )

@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import time
 
+import stamina
 import structlog
 
 from gateway.infra.errors import NotFound
@@ -23,12 +24,19 @@ from gateway.jobs.create import UNKNOWN_OUTCOME
 from gateway.jobs.records import job_ref
 from gateway.store.limits import Bucket, Grant
 from gateway.store.store import JobRecord, decode_job
-from providers.base import JobError, ProviderError, is_final
+from providers.base import JobError, ModelSpec, Pollable, ProviderError, Snapshot, is_final
 
 log = structlog.get_logger("gateway.jobs.service")
 
 POLL_BUDGET = 5.0  # seconds a status poll may spend on retries
 LEASE_WAIT = 0.5  # seconds a poll waits for another process's refresh under way
+
+
+class _Skipped(Exception):
+    """The breaker or the budget said no to a retry: try again after ``wait`` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
 
 
 class Refreshes:
@@ -139,8 +147,8 @@ class Refreshes:
 
     async def _refresh(self, record: JobRecord, wait: bool = False) -> tuple[JobRecord, bool]:
         spec = self.catalog.get(record.model)
-        provider = self.providers.get(record.provider)
-        if spec is None or provider is None:
+        provider = self.core.pollable.get(record.provider)
+        if spec is None or provider is None:  # unknown, or a provider that is not polled
             return record, False
         breaker = self.breakers[record.provider]
         if not breaker.allow():
@@ -167,41 +175,12 @@ class Refreshes:
         else:
             grant = await self._take(bucket) if bucket is not None else None
         started = time.perf_counter()
-        deadline = time.monotonic() + POLL_BUDGET
         try:
-            for attempt in range(self.settings.poll_retries + 1):
-                if attempt:
-                    if not breaker.allow():
-                        log.info("refresh_skipped_circuit_open", job_id=record.id)
-                        return await self._not_refreshed(record, self.core.period)
-                    grant = await self._take(bucket) if bucket is not None else None
-                if grant is not None and not grant.allowed:
-                    breaker.release_trial()
-                    log.info("upstream_budget_spent", provider=record.provider, job_id=record.id)
-                    self.metrics.budget_denied.labels(record.provider).inc()
-                    return await self._not_refreshed(
-                        record, max(grant.retry_after, self.core.period)
-                    )
-                try:
-                    with self.metrics.upstream(record.provider, "fetch"):
-                        snap = await provider.fetch(job_ref(record, spec))
-                    breaker.record(None)
-                    break
-                except ProviderError as exc:
-                    breaker.record(exc)
-                    retry = is_transient(exc) and attempt < self.settings.poll_retries
-                    if retry and time.monotonic() < deadline:
-                        await asyncio.sleep(backoff(attempt))
-                        continue
-                    log.warning(
-                        "refresh_failed",
-                        job_id=record.id,
-                        provider=record.provider,
-                        error=exc.code,
-                        upstream_status=exc.native_status,
-                        attempts=attempt + 1,
-                    )
-                    return await self._not_refreshed(record, self.core.period)
+            snap = await self._fetch(record, spec, provider, bucket, grant)
+        except _Skipped as skipped:
+            return await self._not_refreshed(record, skipped.wait)
+        except ProviderError:  # logged by ``_fetch``
+            return await self._not_refreshed(record, self.core.period)
         finally:
             bind(upstream_ms=round((time.perf_counter() - started) * 1000, 2))
         try:
@@ -209,12 +188,72 @@ class Refreshes:
         except Conflicted as conflict:  # a callback landed meanwhile: it is at least as fresh
             return conflict.current, False
 
+    async def _fetch(
+        self,
+        record: JobRecord,
+        spec: ModelSpec,
+        provider: Pollable,
+        bucket: Bucket | None,
+        grant: Grant | None,
+    ) -> Snapshot:
+        """One status fetch, retried (``GATEWAY_POLL_RETRIES`` times, full-jitter backoff,
+        within ``POLL_BUDGET`` seconds) while the provider is in trouble (5xx, reset,
+        timeout). Each retry asks the breaker and spends from the budget again; either
+        saying no ends the refresh (``_Skipped``)."""
+        state_type = self.providers[record.provider].state_type
+        breaker = self.breakers[record.provider]
+        retries = self.settings.poll_retries
+        tries = 0
+
+        def again(exc: Exception) -> bool | float:
+            if not isinstance(exc, ProviderError) or not is_transient(exc) or tries > retries:
+                return False
+            return backoff(tries - 1)
+
+        retrying = stamina.retry_context(on=again, attempts=retries + 1, timeout=POLL_BUDGET)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    tries = attempt.num
+                    if tries > 1:
+                        if not breaker.allow():
+                            log.info("refresh_skipped_circuit_open", job_id=record.id)
+                            raise _Skipped(self.core.period)
+                        grant = await self._take(bucket) if bucket is not None else None
+                    if grant is not None and not grant.allowed:
+                        breaker.release_trial()
+                        log.info(
+                            "upstream_budget_spent", provider=record.provider, job_id=record.id
+                        )
+                        self.metrics.budget_denied.labels(record.provider).inc()
+                        raise _Skipped(max(grant.retry_after, self.core.period))
+                    try:
+                        with self.metrics.upstream(record.provider, "fetch"):
+                            snap = await provider.fetch(job_ref(record, spec, state_type))
+                    except ProviderError as exc:
+                        breaker.record(exc)
+                        raise
+                    breaker.record(None)
+                    return snap
+        except ProviderError as exc:
+            log.warning(
+                "refresh_failed",
+                job_id=record.id,
+                provider=record.provider,
+                error=exc.code,
+                upstream_status=exc.native_status,
+                attempts=tries,
+            )
+            raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def budget(self, provider: str) -> float:
         """Status calls per minute all processes together may make to ``provider``."""
         configured = self.settings.upstream_budgets.get(provider)
         if configured is not None:
             return configured
-        return float(getattr(self.providers[provider], "status_calls_per_minute", 0) or 0)
+        pollable = self.core.pollable.get(provider)
+        return float(pollable.polling.calls_per_minute) if pollable is not None else 0.0
 
     def bucket(self, record: JobRecord) -> Bucket | None:
         """The provider's shared status-call budget, as spent by one refresh of
@@ -224,7 +263,7 @@ class Refreshes:
         per_minute = self.budget(record.provider)
         if per_minute <= 0:
             return None
-        calls = self.providers[record.provider].status_calls(record.native_ids)
+        calls = self.core.pollable[record.provider].polling.calls(len(record.native_ids))
         cost = min(max(1, calls), per_minute)
         per_second = per_minute / 60
         capacity = max(cost, per_second * self.settings.upstream_burst_seconds)

@@ -19,6 +19,7 @@ provider's callback and fails with ``upstream_outcome_unknown`` after a bounded 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.infra.metrics import Metrics
@@ -94,8 +95,20 @@ class JobService:
     def budget(self, provider: str) -> float:
         return self.refreshes.budget(provider)
 
-    async def callback(self, provider_name: str, job_id: str, token: str, body: bytes) -> JobRecord:
-        return await self.callbacks.callback(provider_name, job_id, token, body)
+    async def callback(
+        self,
+        provider_name: str,
+        job_id: str,
+        token: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> JobRecord:
+        return await self.callbacks.callback(provider_name, job_id, token, headers, body)
+
+    async def callback_for_native(
+        self, provider_name: str, native_id: str, headers: Mapping[str, str], body: bytes
+    ) -> JobRecord:
+        return await self.callbacks.callback_for_native(provider_name, native_id, headers, body)
 
     def render(self, record: JobRecord) -> bytes:
         return self.notifier.render(record)

@@ -1,6 +1,6 @@
 """Redis persistence: job records and client keys, msgpack-encoded with msgspec. The
-key operations of the command line live in ``gateway/keys.py`` (mixed in), the Lua
-scripts behind the one-round-trip job operations in ``gateway/store_scripts.py``.
+key operations of the command line live in ``gateway/store/keys.py`` (mixed in), the Lua
+scripts behind the one-round-trip job operations in ``gateway/store/scripts.py``.
 
 Keys (all under the configured prefix, default ``mgw:``)::
 
@@ -10,6 +10,7 @@ Keys (all under the configured prefix, default ``mgw:``)::
     lease:{id}        short-lived refresh lease (one refresher per job at a time)
     idem:{key id}:{h} IdempotencyEntry for one Idempotency-Key of one client key (24 h)
     due               sorted set: in-flight job id -> when the background refresher is due
+    native:{p}:{id}   job id of provider p's native job id (routes account-level callbacks)
 
 Usage::
 
@@ -75,7 +76,9 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
     progress: int | None = None
     outputs: list[Output] = []
     error: JobError | None = None
-    state: dict[str, Any] = {}
+    # The provider's typed state (its ``state_type``) as msgpack bytes; a plain map in
+    # records written before states were typed.
+    state: bytes | dict[str, Any] | None = None
     refresh_after: float | None = None
     refreshed_at: float = 0.0
     metadata: dict[str, str] | None = None
@@ -216,6 +219,22 @@ class Store(KeyAdmin):
         if reply[0] == 2:
             return Opened(False, _idem_decoder.decode(reply[1]))
         return Opened(True, raw=raw) if reply[0] else Opened(False)
+
+    async def index_native(self, provider: str, native_ids: Sequence[str], job_id: str) -> None:
+        """Remember which job each native id belongs to, for the job's retention."""
+        if native_ids:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for native_id in native_ids:
+                    pipe.set(self._native(provider, native_id), job_id, ex=self.retention)
+                await pipe.execute()
+
+    async def job_for_native(self, provider: str, native_id: str) -> str | None:
+        """The job id a provider's native id belongs to, if indexed."""
+        raw = await self.redis.get(self._native(provider, native_id))
+        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    def _native(self, provider: str, native_id: str) -> str:
+        return f"{self.prefix}native:{provider}:{native_id}"
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.get(self._job(job_id))

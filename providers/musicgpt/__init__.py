@@ -2,7 +2,7 @@
 
 Flow (``shared/reference/musicgpt.md``)::
 
-    submit   POST {MUSICGPT_BASE_URL}/v2/MusicAI   -> task_id + conversion_id_1/2 (two songs)
+    start    POST {MUSICGPT_BASE_URL}/v2/MusicAI   -> task_id + conversion_id_1/2 (two songs)
     fetch    GET  {MUSICGPT_BASE_URL}/v1/byId?conversionType=MUSIC_AI&task_id=...
     callback one webhook POST per artefact (music_ai, audio_streaming, album cover, lyrics)
 
@@ -15,32 +15,41 @@ Environment: ``MUSICGPT_API_KEY`` (``configured`` iff set), ``MUSICGPT_BASE_URL`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any
 
 from providers.base import (
+    Credential,
     JobRef,
-    Provider,
+    Pending,
+    Polling,
     RequestRejected,
     Snapshot,
-    Submission,
     SubmitRequest,
     UpstreamError,
 )
+from providers.kit.simulation import SimulatorSpec
 from providers.musicgpt import callbacks, mapping
-from providers.musicgpt.catalog import MODELS, MusicGPTOptions
+from providers.musicgpt.catalog import CATALOG, MODELS, MusicGPTOptions, MusicGPTState
 from providers.musicgpt.client import ClientSettings, MusicGPTClient
 
-__all__ = ["MusicGPTProvider", "create"]
+__all__ = ["SIMULATOR", "MusicGPTProvider", "create"]
 
 LYRICS_MAX = 3000  # reference: "lyrics ... max ~3000 chars"
 VOICE_MODEL = "v6"  # reference: "voice_id ... forces model v6"
 
 
 class MusicGPTProvider:
+    """Pollable (byId, one call per task) and calls back (one webhook per artefact)."""
+
     name = "musicgpt"
+    catalog = CATALOG
     models = MODELS
-    options_type = MusicGPTOptions
-    status_calls_per_minute = 20  # byId: 20 / 200 / 500 calls a minute by plan (musicgpt.md)
+    credentials = (Credential("MUSICGPT_API_KEY"),)
+    state_type = MusicGPTState
+    # byId: 20 / 200 / 500 calls a minute by plan (musicgpt.md); one call per task,
+    # whatever the number of its conversions.
+    polling = Polling(calls_per_minute=20, cost="per_job")
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
@@ -50,8 +59,8 @@ class MusicGPTProvider:
     def configured(self) -> bool:
         return bool(self.settings.api_key)
 
-    def check(self, req: SubmitRequest) -> None:
-        opts = req.options if isinstance(req.options, MusicGPTOptions) else MusicGPTOptions()
+    def check(self, req: SubmitRequest[MusicGPTOptions]) -> None:
+        opts = req.options or MusicGPTOptions()
         if not (req.prompt or req.lyrics or req.style):
             raise RequestRejected(
                 "missing_parameter", "MusicGPT needs a prompt, lyrics or a style", "prompt"
@@ -79,7 +88,7 @@ class MusicGPTProvider:
                 "musicgpt.voice_id",
             )
 
-    async def submit(self, req: SubmitRequest) -> Submission:
+    async def start(self, req: SubmitRequest[MusicGPTOptions]) -> Pending[MusicGPTState]:
         raw = await self._client.create(mapping.encode(mapping.to_native(req)))
         try:
             resp = mapping.decode_create(raw)
@@ -87,12 +96,9 @@ class MusicGPTProvider:
             raise UpstreamError(str(exc), provider=self.name) from None
         return mapping.from_create(resp, req, time.time())
 
-    def status_calls(self, native_ids: Sequence[str]) -> int:
-        """One byId call per task, whatever the number of its conversions."""
-        return 1
-
-    async def fetch(self, job: JobRef) -> Snapshot:
-        task_id = job.last.state.get("task_id") or job.native_id
+    async def fetch(self, job: JobRef[MusicGPTState]) -> Snapshot[MusicGPTState]:
+        state = job.last.state
+        task_id = (state.task_id if state is not None else None) or job.native_id
         if not task_id:  # flagged at create without a task: nothing to ask upstream
             return job.last
         raw = await self._client.by_id(task_id)
@@ -102,10 +108,12 @@ class MusicGPTProvider:
             raise UpstreamError(str(exc), provider=self.name) from None
         return mapping.apply_by_id(job.last, resp, job.format, time.time())
 
-    async def callback(self, job: JobRef, body: bytes) -> Snapshot:
+    async def callback(
+        self, job: JobRef[MusicGPTState], headers: Mapping[str, str], body: bytes
+    ) -> Snapshot[MusicGPTState]:
         hook = callbacks.decode_webhook(body)
         snap = callbacks.apply_webhook(job.last, hook, job.format, time.time())
-        task_id = snap.state.get("task_id")
+        task_id = snap.state.task_id if snap.state is not None else None
         if not job.native_id and isinstance(task_id, str):  # reconciles a lost create answer
             snap.native_ids = [task_id]
         return snap
@@ -114,6 +122,18 @@ class MusicGPTProvider:
         await self._client.aclose()
 
 
-def create(env: Mapping[str, str]) -> Provider:
+def create(env: Mapping[str, str]) -> MusicGPTProvider:
     """Build the provider from environment names; no network I/O here."""
     return MusicGPTProvider(ClientSettings.from_env(env))
+
+
+def _simulator() -> Any:
+    from providers.musicgpt.simulator import SimulatorConfig, create_simulator
+
+    return create_simulator(SimulatorConfig(queue_seconds=2.0, progress_seconds=4.0))
+
+
+SIMULATOR = SimulatorSpec(
+    create_app=_simulator,
+    env_for=lambda url: {"MUSICGPT_API_KEY": "sim-musicgpt-key", "MUSICGPT_BASE_URL": url},
+)

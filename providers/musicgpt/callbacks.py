@@ -10,7 +10,6 @@ order converge on the same job.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import msgspec
@@ -20,6 +19,7 @@ from providers.musicgpt.coerce import as_flag, as_number, as_str
 from providers.musicgpt.mapping import (
     PROVIDER,
     accept_id,
+    load_state,
     logger,
     note_status,
     nth_id,
@@ -45,7 +45,7 @@ def apply_webhook(last: Snapshot, hook: Webhook, fmt: AudioFormat, now: float) -
     Idempotent and order-independent. ``ValueError`` for a body that is not a MusicGPT
     callback for this task.
     """
-    state = copy.deepcopy(last.state)
+    state = load_state(last.state)
     task_id = state.get("task_id")
     hook_task = as_str(hook.task_id)
     if task_id and hook_task and hook_task != task_id:

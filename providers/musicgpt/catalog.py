@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from providers.base import ModelSpec
+from providers.base import Catalog, ModelSpec
 
 _SONG = frozenset({"prompt", "lyrics", "instrumental", "title", "style", "format"})
 
@@ -63,3 +63,39 @@ class MusicGPTOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     negative_tags: NegativeTags | None = None
     lyrics_timestamps: bool | None = None
     generate_album_cover: bool | None = None
+
+
+CATALOG = Catalog(models=MODELS, native_block="musicgpt", options_type=MusicGPTOptions)
+
+
+class Track(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One song of the task as merged so far from byId answers and webhooks."""
+
+    mp3: str | None = None
+    wav: str | None = None
+    stream: str | None = None
+    title: str | None = None
+    lyrics: str | None = None
+    duration: float | None = None
+    done: bool | None = None
+    timestamps: bool | None = None
+
+
+class MusicGPTState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The provider state the gateway stores with a MusicGPT job (``mapping.py``)."""
+
+    task_id: str | None = None
+    conversion_ids: list[str] = []
+    shape: Literal["merged", "single"] | None = None
+    single_id: str | None = None
+    tracks: dict[str, Track] = {}
+    cover: str | None = None
+    native_status: str | None = None
+    message: str | None = None
+    flagged: bool | None = None
+    reason: str | None = None
+    eta: float | None = None
+    submitted_at: float | None = None
+    style: str | None = None
+    native_style: str | None = None
+    cost: float | None = None

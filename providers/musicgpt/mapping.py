@@ -4,7 +4,8 @@ No I/O here: every function takes decoded Structs (or bytes to decode) and the c
 time where it matters, and returns new values. Sources: ``shared/reference/musicgpt.md``
 ("the reference") and ``shared/reference/seeds/000_ed0d4b1171941e23.txt`` ("seed 000").
 
-Provider-private ``Snapshot.state`` (a plain dict, stored by the gateway)::
+Provider state (``MusicGPTState`` in ``catalog.py``, stored by the gateway; the merge
+functions below work on its plain-dict form, ``load_state``/``store_state`` convert)::
 
     task_id, conversion_ids [id_1, id_2], shape "merged" | "single", single_id,
     tracks {conversion_id: {mp3, wav, stream, title, lyrics, duration, done, timestamps}},
@@ -17,7 +18,6 @@ any order converge.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import msgspec
@@ -28,14 +28,14 @@ from providers.base import (
     AudioFormat,
     JobError,
     Output,
+    Pending,
     Snapshot,
     Status,
-    Submission,
     SubmitRequest,
     UpstreamError,
     UpstreamRejected,
 )
-from providers.musicgpt.catalog import MusicGPTOptions
+from providers.musicgpt.catalog import MusicGPTOptions, MusicGPTState
 from providers.musicgpt.coerce import as_flag, as_number, as_str
 from providers.musicgpt.schemas import (
     ByIdResponse,
@@ -127,7 +127,7 @@ def decode_create(raw: bytes) -> CreateResponse:
         raise ValueError(f"malformed MusicGPT create response: {exc}") from None
 
 
-def from_create(resp: CreateResponse, req: SubmitRequest, now: float) -> Submission:
+def from_create(resp: CreateResponse, req: SubmitRequest, now: float) -> Pending:
     """Native create answer -> native ids and the first snapshot.
 
     ``is_flagged: true`` yields a failed job carrying the ``reason``. A 200 answer with
@@ -151,14 +151,14 @@ def from_create(resp: CreateResponse, req: SubmitRequest, now: float) -> Submiss
         "reason": as_str(resp.reason),
     }
     snapshot = render(state, req.format, None, now)
-    return Submission(
+    return Pending(
         native_id=task_id or "",
         native_ids=[x for x in (task_id, *ids) if x],
         snapshot=snapshot,
     )
 
 
-def error_message(raw: bytes, status: int) -> str:
+def error_message(raw: bytes) -> str | None:
     """The human message of a native error body, whatever its variant."""
     text: str | None = None
     try:
@@ -167,8 +167,7 @@ def error_message(raw: bytes, status: int) -> str:
         body = None
     if body is not None:
         text = as_str(body.error) or as_str(body.message) or _detail_text(body.detail)
-    text = text or f"MusicGPT answered HTTP {status}"
-    return text[:500]
+    return text[:500] if text else None
 
 
 def _detail_text(detail: Any) -> str | None:
@@ -178,11 +177,6 @@ def _detail_text(detail: Any) -> str | None:
     if isinstance(detail, dict):
         return as_str(detail.get("error")) or as_str(detail.get("message"))
     return as_str(detail)
-
-
-def retry_after_seconds(header: str | None) -> float | None:
-    """``Retry-After`` as seconds (MusicGPT documents none; honour one if sent)."""
-    return as_number(header) if header else None
 
 
 # -------------------------------------------------------------------------- byId
@@ -201,7 +195,7 @@ def apply_by_id(last: Snapshot, resp: ByIdResponse, fmt: AudioFormat, now: float
     if conv is None:
         text = as_str(resp.error) or as_str(resp.message) or "byId answer without a conversion"
         raise UpstreamError(text, provider=PROVIDER, native_status=200)
-    state = copy.deepcopy(last.state)
+    state = load_state(last.state)
     _merge_conversion(state, conv)
     return render(state, fmt, last, now)
 
@@ -250,6 +244,19 @@ def _merge_conversion(state: dict[str, Any], conv: Conversion) -> None:
 
 
 # ------------------------------------------------------------------- state helpers
+
+
+def load_state(state: MusicGPTState | None) -> dict[str, Any]:
+    """The stored state as a fresh plain dict (absent fields absent) for merging."""
+    return msgspec.to_builtins(state) if state is not None else {}
+
+
+def store_state(state: dict[str, Any]) -> MusicGPTState:
+    """The merged dict back as the typed state (``ValueError`` if a value is off-type)."""
+    try:
+        return msgspec.convert(state, MusicGPTState)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"MusicGPT state does not fit its type: {exc}") from None
 
 
 def set_value(state: dict[str, Any], key: str, value: Any) -> None:
@@ -370,7 +377,7 @@ def render(state: dict[str, Any], fmt: AudioFormat, last: Snapshot | None, now: 
         progress=progress,
         outputs=outputs,
         error=error,
-        state=state,
+        state=store_state(state),
     )
 
 

@@ -3,7 +3,7 @@
 Build it from the environment (no network I/O at construction)::
 
     provider = providers.tempolor.create(os.environ)
-    sub = await provider.submit(req)            # POST /tempolor/music/{song|instrumental}
+    pending = await provider.start(req)         # POST /tempolor/music/{song|instrumental}
     snap = await provider.fetch(job_ref)        # GET /tempolor/music/{id} (+ /download/{id})
     await provider.aclose()
 
@@ -23,26 +23,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
 
 from providers.base import (
+    Credential,
     JobRef,
+    Pending,
+    Polling,
     ProviderError,
     Snapshot,
-    Submission,
     SubmitRequest,
     UpstreamNotFound,
     UpstreamRejected,
 )
-from providers.http import Timeouts
+from providers.kit import Timeouts, seconds, text, timeouts_from
+from providers.kit.simulation import SimulatorSpec
 from providers.tempolor import mapping, validation
-from providers.tempolor.catalog import MODELS, TemPolorOptions
+from providers.tempolor.catalog import CATALOG, MODELS, TemPolorOptions
 from providers.tempolor.client import DEFAULT_BASE_URL, UseapiClient
-from providers.tempolor.schemas import NativeJob
+from providers.tempolor.schemas import NativeJob, TemPolorState
 
-__all__ = ["TemPolorProvider", "create"]
+__all__ = ["SIMULATOR", "TemPolorProvider", "create"]
 
 log = structlog.get_logger(__name__)
 
@@ -51,9 +55,13 @@ class TemPolorProvider:
     """The ``providers.base.Provider`` for TemPolor (useapi.net)."""
 
     name = "tempolor"
+    catalog = CATALOG
     models = MODELS
-    options_type = TemPolorOptions
-    status_calls_per_minute = 300  # useapi.net documents no limit on status calls: conservative
+    credentials = (Credential("USEAPI_TOKEN"),)
+    state_type = TemPolorState
+    # useapi.net documents no limit on status calls: conservative. ``fetch`` asks for each
+    # native job of the gateway job.
+    polling = Polling(calls_per_minute=300, cost="per_native_id")
 
     def __init__(
         self,
@@ -71,10 +79,10 @@ class TemPolorProvider:
     def configured(self) -> bool:
         return bool(self._token)
 
-    def check(self, req: SubmitRequest) -> None:
+    def check(self, req: SubmitRequest[TemPolorOptions]) -> None:
         validation.check(req)
 
-    async def submit(self, req: SubmitRequest) -> Submission:
+    async def start(self, req: SubmitRequest[TemPolorOptions]) -> Pending[TemPolorState]:
         validation.check(req)
         endpoint, body = mapping.to_native(req)
         raw = await self._client.create(endpoint, mapping.encode(body))
@@ -82,11 +90,7 @@ class TemPolorProvider:
         log.info("tempolor_submitted", model=req.model.id, native_ids=native_ids)
         return mapping.from_create(native_ids)
 
-    def status_calls(self, native_ids: Sequence[str]) -> int:
-        """One status call per native job (``fetch`` asks for each)."""
-        return max(1, len(native_ids))
-
-    async def fetch(self, job: JobRef) -> Snapshot:
+    async def fetch(self, job: JobRef[TemPolorState]) -> Snapshot[TemPolorState]:
         jobs = mapping.load_jobs(job.last.state, job.native_ids)
         results = await asyncio.gather(
             *(self._refresh(j, job.format) for j in jobs), return_exceptions=True
@@ -96,7 +100,9 @@ class TemPolorProvider:
                 raise r
         return mapping.to_snapshot([r for r in results if isinstance(r, NativeJob)])
 
-    async def callback(self, job: JobRef, body: bytes) -> Snapshot:
+    async def callback(
+        self, job: JobRef[TemPolorState], headers: Mapping[str, str], body: bytes
+    ) -> Snapshot[TemPolorState]:
         view = mapping.decode_callback(body)
         target = view.job_id or (job.native_ids[0] if len(job.native_ids) == 1 else None)
         if view.replyRef and not view.replyRef.startswith(f"{job.job_id}:"):
@@ -104,7 +110,7 @@ class TemPolorProvider:
         ids = list(job.native_ids)
         # The create's answer was lost: adopt the native jobs its callbacks name (their
         # replyRef proves they were created for this gateway job).
-        adopting = not ids or job.last.state.get("adopted") is True
+        adopting = not ids or (job.last.state is not None and job.last.state.adopted)
         if target is not None and target not in ids and adopting and view.replyRef:
             ids.append(target)
         if target not in ids:
@@ -120,9 +126,8 @@ class TemPolorProvider:
         snap = mapping.to_snapshot(jobs)
         if ids != job.native_ids:
             snap.native_ids = ids
-            snap.state["adopted"] = True
-        elif adopting and job.native_ids:
-            snap.state["adopted"] = True
+        if snap.state is not None and (ids != job.native_ids or (adopting and job.native_ids)):
+            snap.state.adopted = True
         return snap
 
     async def aclose(self) -> None:
@@ -149,30 +154,23 @@ class TemPolorProvider:
         return mapping.apply_download(j, view, file_format, time.time(), self._default_ttl)
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {raw!r}")
-    return value
-
-
 def create(env: Mapping[str, str]) -> TemPolorProvider:
     """Build the provider from environment names (see the module docstring)."""
-    timeout = Timeouts(
-        connect=_seconds(env, "USEAPI_CONNECT_TIMEOUT", 5.0),
-        read=_seconds(env, "USEAPI_READ_TIMEOUT", 30.0),
-        write=_seconds(env, "USEAPI_WRITE_TIMEOUT", 10.0),
-        pool=_seconds(env, "USEAPI_POOL_TIMEOUT", 5.0),
-    )
     return TemPolorProvider(
-        token=(env.get("USEAPI_TOKEN") or "").strip(),
-        base_url=(env.get("USEAPI_BASE_URL") or "").strip() or DEFAULT_BASE_URL,
-        timeout=timeout,
-        default_url_ttl=_seconds(env, "USEAPI_DEFAULT_URL_TTL", mapping.DEFAULT_URL_TTL),
+        token=text(env, "USEAPI_TOKEN"),
+        base_url=text(env, "USEAPI_BASE_URL", DEFAULT_BASE_URL),
+        timeout=timeouts_from(env, "USEAPI"),
+        default_url_ttl=seconds(env, "USEAPI_DEFAULT_URL_TTL", mapping.DEFAULT_URL_TTL),
     )
+
+
+def _simulator() -> Any:
+    from providers.tempolor.simulator import SimulatorConfig, create_simulator
+
+    return create_simulator(SimulatorConfig(queue_seconds=2.0, generate_seconds=4.0))
+
+
+SIMULATOR = SimulatorSpec(
+    create_app=_simulator,
+    env_for=lambda url: {"USEAPI_TOKEN": "sim-useapi-token", "USEAPI_BASE_URL": url + "/v1"},
+)

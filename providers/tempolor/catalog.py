@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from providers.base import ModelSpec
+from providers.base import Catalog, ModelSpec
 
 _SONG = frozenset({"prompt", "lyrics", "instrumental", "format"})
 _INSTRUMENTAL = frozenset({"prompt", "instrumental", "format"})
@@ -85,3 +85,6 @@ class TemPolorOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     midiItemId: ItemId | None = None
     user_id: ItemId | None = None
     maxJobs: int | None = None
+
+
+CATALOG = Catalog(models=MODELS, native_block="tempolor", options_type=TemPolorOptions)

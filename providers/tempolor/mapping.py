@@ -52,9 +52,9 @@ import structlog
 from providers.base import (
     JobError,
     Output,
+    Pending,
     Snapshot,
     Status,
-    Submission,
     SubmitRequest,
     UpstreamError,
     error_for_status,
@@ -67,6 +67,7 @@ from providers.tempolor.schemas import (
     NativeJob,
     SongBody,
     StatusView,
+    TemPolorState,
 )
 
 PROVIDER = "tempolor"
@@ -219,7 +220,7 @@ def native_status(view: StatusView) -> int | str | None:
     if raw is None:
         return STATUS_NAMES.get(view.status_name, view.status_name) if view.status_name else None
     n = _number(raw)
-    if n is not None and n.is_integer():
+    if n is not None and n.is_integer() and abs(n) < 2**53:  # storable (msgpack), exact
         return int(n)
     return str(raw)
 
@@ -227,21 +228,14 @@ def native_status(view: StatusView) -> int | str | None:
 # --------------------------------------------------------------------- per native job
 
 
-def from_create(native_ids: list[str]) -> Submission:
+def from_create(native_ids: list[str]) -> Pending[TemPolorState]:
     jobs = [NativeJob(id=i) for i in native_ids]
-    return Submission(
-        native_id=native_ids[0], native_ids=list(native_ids), snapshot=to_snapshot(jobs)
-    )
+    return Pending(native_id=native_ids[0], native_ids=list(native_ids), snapshot=to_snapshot(jobs))
 
 
-def load_jobs(state: dict[str, Any], native_ids: list[str]) -> list[NativeJob]:
-    """The per-native-job records kept in ``Snapshot.state`` (rebuilt if missing)."""
-    stored: dict[str, NativeJob] = {}
-    try:
-        for j in msgspec.convert(state.get("jobs") or [], list[NativeJob]):
-            stored[j.id] = j
-    except (msgspec.ValidationError, AttributeError, TypeError):
-        stored = {}
+def load_jobs(state: TemPolorState | None, native_ids: list[str]) -> list[NativeJob]:
+    """The per-native-job records kept in the state (a fresh one for an id it lacks)."""
+    stored = {j.id: j for j in state.jobs} if state is not None else {}
     return [stored.get(i) or NativeJob(id=i) for i in native_ids]
 
 
@@ -358,12 +352,12 @@ def _name(status: int | str | None) -> str | None:
     return _NAME_OF.get(status, str(status)) if isinstance(status, int) else status
 
 
-def to_snapshot(jobs: list[NativeJob]) -> Snapshot:
+def to_snapshot(jobs: list[NativeJob]) -> Snapshot[TemPolorState]:
     """Aggregate the native jobs into the gateway job's snapshot (rule in the docstring)."""
     views = [job_status(j) for j in jobs]
     statuses = [s for s, _ in views]
     names = list(dict.fromkeys(n for n in (_name(j.status) for j in jobs) if n))
-    state = {"jobs": msgspec.to_builtins(jobs)}
+    state = TemPolorState(jobs=list(jobs))
     if all(s in ("completed", "failed") for s in statuses):
         status: Status = "completed" if "completed" in statuses else "failed"
     elif all(s == "queued" for s in statuses):

@@ -132,3 +132,11 @@ class NativeJob(msgspec.Struct, kw_only=True, omit_defaults=True):
     url_format: str | None = None
     url_expires_at: float | None = None  # epoch seconds
     url_refresh_at: float | None = None  # epoch seconds: fetch a new URL from here on
+
+
+class TemPolorState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The provider state the gateway stores with a TemPolor job: one record per native
+    job, and whether native jobs were adopted from callbacks (a lost create answer)."""
+
+    jobs: list[NativeJob] = []
+    adopted: bool = False

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway.api.app import create_app
-from providers.base import Submission, SubmitRequest, UpstreamAuthError, UpstreamTimeout
+from providers.base import Pending, SubmitRequest, UpstreamAuthError, UpstreamTimeout
 from tests.conftest import TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 
@@ -51,7 +51,7 @@ class _Exploding(EchoProvider):
         super().__init__()
         self.exc = exc
 
-    async def submit(self, req: SubmitRequest) -> Submission:
+    async def start(self, req: SubmitRequest) -> Pending:
         raise self.exc
 
 

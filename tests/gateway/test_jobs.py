@@ -9,10 +9,11 @@ import httpx
 import msgspec
 
 from gateway.api.app import create_app
+from gateway.jobs.records import decode_state
 from gateway.store.store import JobRecord
 from providers.base import UpstreamError
 from tests.conftest import TEST_KEY, app_client
-from tests.support.echo import EchoProvider
+from tests.support.echo import EchoProvider, EchoState
 
 URL = "/v1/music/generate"
 
@@ -156,7 +157,7 @@ async def test_callbacks_need_the_job_token(make_settings: Any) -> None:
     async with app_client(app) as client:
         job = await _create(client)
         record = await app.state.store.get_job(job["id"])
-        url = record.state["callback"]
+        url = decode_state(record, EchoState).callback
         assert url == f"https://gw.example/v1/callbacks/echo/{job['id']}/{record.callback_token}"
         path = url.removeprefix("https://gw.example")
         no_auth = {"Authorization": ""}
@@ -259,7 +260,7 @@ async def test_create_keeps_a_write_that_lands_during_the_upstream_call(
     """Another process's write between the two (e.g. the provider's callback) is kept:
     the compare-and-set finds other bytes and applies the answer on top of them."""
     store = echo_client.app.state.store
-    submit = echo.submit
+    submit = echo.start
 
     async def racing(req: Any) -> Any:
         assert req.callback is None
@@ -274,7 +275,7 @@ async def test_create_keeps_a_write_that_lands_during_the_upstream_call(
         assert await store.update_job(job_id, elsewhere) is not None
         return await submit(req)
 
-    echo.submit = racing  # type: ignore[method-assign]
+    echo.start = racing  # type: ignore[method-assign]
     job = await _create(echo_client)
     assert job["metadata"] == {"written": "meanwhile"}
     assert job["nativeResponseId"] is not None

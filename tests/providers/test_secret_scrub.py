@@ -164,7 +164,7 @@ async def test_provider_error_carries_no_credential(
     try:
         req = SubmitRequest(model=_spec(provider, MODELS[name]), prompt="a calm piano piece")
         with pytest.raises(ProviderError) as info:
-            await provider.submit(req)
+            await provider.start(req)
     finally:
         await provider.aclose()
     exc = info.value
@@ -188,7 +188,7 @@ async def test_a_wrong_provider_key_is_not_echoed_either(
     try:
         req = SubmitRequest(model=_spec(provider, MODELS[name]), prompt="a calm piano piece")
         with pytest.raises(ProviderError) as info:
-            await provider.submit(req)
+            await provider.start(req)
     finally:
         await provider.aclose()
     assert info.value.http_status == 502  # upstream_auth_error: our key, not the client's

@@ -10,24 +10,36 @@ calls succeed again), ``submit_delay`` / ``fetch_delay`` (seconds), ``rate_limit
 ``fetch_error`` (raised on every fetch). A callback body ``{"native_id": ...}`` names the
 native job, as real providers' callbacks do, so a create whose answer was lost can be
 reconciled.
+
+``SyncEchoProvider`` (``echo-sync/v1``) is the contract's synchronous shape: ``start``
+runs the generation to its end and answers ``Finished`` with the artefacts; it can neither
+be polled nor call back. ``{"echo_sync": {"bytes": true}}`` answers the audio as a byte
+stream instead of a URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import parse_qsl
 
 import msgspec
 
 from providers.base import (
+    Artefact,
+    ByteStream,
+    Catalog,
+    Credential,
+    Finished,
     JobError,
     JobRef,
     ModelSpec,
     Output,
+    Pending,
+    Polling,
     RequestRejected,
     Snapshot,
-    Submission,
     SubmitRequest,
     UpstreamRateLimited,
 )
@@ -63,14 +75,22 @@ class EchoOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     steps: int = 2
 
 
+class EchoState(msgspec.Struct, kw_only=True):
+    step: int = 0
+    steps: int = 2
+    fail: bool = False
+    mystery: bool = False
+    title: str = "Echo"
+    callback: str | None = None
+
+
 class EchoProvider:
     name = "echo"
+    catalog = Catalog(models=MODELS, native_block="echo", options_type=EchoOptions)
     models = MODELS
-    options_type = EchoOptions
-    status_calls_per_minute = 6000.0
-
-    def status_calls(self, native_ids: Sequence[str]) -> int:
-        return 1
+    credentials = (Credential("ECHO_KEY"),)
+    state_type = EchoState
+    polling = Polling(calls_per_minute=6000.0)
 
     def __init__(self, configured: bool = True) -> None:
         self._configured = configured
@@ -83,6 +103,7 @@ class EchoProvider:
         self.submit_delay = 0.0
         self.fetch_delay = 0.0
         self.closed = False
+        self.callback_headers: list[dict[str, str]] = []
 
     @property
     def configured(self) -> bool:
@@ -96,7 +117,7 @@ class EchoProvider:
                 "unsupported_parameter", "i1 is instrumental only", "instrumental"
             )
 
-    async def submit(self, req: SubmitRequest) -> Submission:
+    async def start(self, req: SubmitRequest[EchoOptions]) -> Pending[EchoState]:
         self.calls["submit"] += 1
         if self.submit_delay:
             await asyncio.sleep(self.submit_delay)
@@ -106,32 +127,31 @@ class EchoProvider:
             raise UpstreamRateLimited("slow down", provider="echo", retry_after=7)
         native = f"echo-{next(self._ids)}"
         state = self.initial_state(req)
-        return Submission(
+        return Pending(
             native_id=native,
             native_ids=[native],
             snapshot=Snapshot(status="queued", native_status="WAITING", progress=0, state=state),
         )
 
     @staticmethod
-    def initial_state(req: SubmitRequest) -> dict:
+    def initial_state(req: SubmitRequest[EchoOptions]) -> EchoState:
         opts = req.options or EchoOptions()
-        return {
-            "step": 0,
-            "steps": opts.steps,
-            "fail": opts.fail,
-            "mystery": opts.mystery,
-            "title": req.title or "Echo",
-            "callback": req.callback.url if req.callback else None,
-        }
+        return EchoState(
+            steps=opts.steps,
+            fail=opts.fail,
+            mystery=opts.mystery,
+            title=req.title or "Echo",
+            callback=req.callback.url if req.callback else None,
+        )
 
-    def _snapshot(self, state: dict, native_id: str, fmt: str) -> Snapshot:
-        step = state["step"]
-        if step < state["steps"]:
+    def _snapshot(self, state: EchoState, native_id: str, fmt: str) -> Snapshot[EchoState]:
+        step = state.step
+        if step < state.steps:
             word = "WAITING" if step == 0 else "RUNNING"
-        elif state["mystery"]:
+        elif state.mystery:
             word = "MYSTERY"
         else:
-            word = "BROKEN" if state["fail"] else "DONE"
+            word = "BROKEN" if state.fail else "DONE"
         status = STATUS_MAP.get(word, "in_progress")  # unknown: never completed
         outputs = []
         if word == "DONE":
@@ -140,7 +160,7 @@ class EchoProvider:
                     index=0,
                     id=native_id,
                     audio_url=f"https://echo.test/{native_id}.{fmt}",
-                    title=state["title"],
+                    title=state.title,
                     duration=3.5,
                 )
             ]
@@ -158,7 +178,7 @@ class EchoProvider:
             state=state,
         )
 
-    async def fetch(self, job: JobRef) -> Snapshot:
+    async def fetch(self, job: JobRef[EchoState]) -> Snapshot[EchoState]:
         self.calls["fetch"] += 1
         if self.fetch_delay:
             await asyncio.sleep(self.fetch_delay)
@@ -166,19 +186,24 @@ class EchoProvider:
             raise self.fetch_errors.pop(0)
         if self.fetch_error is not None:
             raise self.fetch_error
-        state = dict(job.last.state)
-        state["step"] += 1
+        last = job.last.state or EchoState()
+        state = msgspec.structs.replace(last, step=last.step + 1)
         return self._snapshot(state, job.native_id, job.format)
 
-    async def callback(self, job: JobRef, body: bytes) -> Snapshot:
+    async def callback(
+        self, job: JobRef[EchoState], headers: Mapping[str, str], body: bytes
+    ) -> Snapshot[EchoState]:
         self.calls["callback"] += 1
-        try:
-            payload = msgspec.json.decode(body, type=dict)
-        except msgspec.DecodeError as exc:
-            raise ValueError(str(exc)) from exc
-        state = dict(job.last.state) or {"step": 0, "steps": 2, "fail": False, "mystery": False}
-        state.setdefault("title", "Echo")
-        state["step"] = max(state["step"], int(payload.get("step", 0)))
+        self.callback_headers.append(dict(headers))
+        if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            payload: dict = dict(parse_qsl(body.decode()))
+        else:
+            try:
+                payload = msgspec.json.decode(body, type=dict)
+            except msgspec.DecodeError as exc:
+                raise ValueError(str(exc)) from exc
+        last = job.last.state or EchoState()
+        state = msgspec.structs.replace(last, step=max(last.step, int(payload.get("step", 0))))
         native_id = job.native_id or str(payload.get("native_id") or "")
         if not native_id:
             raise ValueError("callback names no native job")
@@ -189,6 +214,73 @@ class EchoProvider:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+SYNC_MODELS = (
+    ModelSpec(
+        id="echo-sync/v1",
+        provider="echo-sync",
+        native_model="v1",
+        kind="song",
+        supports=frozenset({"prompt", "title", "format"}),
+    ),
+)
+
+
+class SyncEchoOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    bytes: bool = False  # answer the audio as a byte stream, not a URL
+
+
+class NoState(msgspec.Struct):
+    pass
+
+
+class SyncEchoProvider:
+    """Synchronous: ``start`` is the whole generation; no ``fetch``, no ``callback``."""
+
+    name = "echo-sync"
+    catalog = Catalog(models=SYNC_MODELS, native_block="echo_sync", options_type=SyncEchoOptions)
+    credentials = (Credential("ECHO_SYNC_KEY"),)
+    state_type = NoState
+
+    def __init__(self) -> None:
+        self.calls = {"submit": 0}
+        self.closed_streams = 0
+
+    @property
+    def configured(self) -> bool:
+        return True
+
+    def check(self, req: SubmitRequest[SyncEchoOptions]) -> None:
+        if not req.prompt:
+            raise RequestRejected("missing_parameter", "give a prompt", "prompt")
+
+    async def start(self, req: SubmitRequest[SyncEchoOptions]) -> Finished:
+        self.calls["submit"] += 1
+        native = f"sync-{self.calls['submit']}"
+        artefact = Artefact(
+            index=0,
+            id=native,
+            title=req.title or "Echo",
+            duration=2.0,
+            content_type="audio/mpeg",
+            audio_url=None
+            if (req.options and req.options.bytes)
+            else f"https://echo.test/{native}.mp3",
+        )
+        if req.options and req.options.bytes:
+            stream = ByteStream(content_type="audio/mpeg", chunks=self._chunks())
+            return Finished(artefacts=[artefact], native_id=native, streams={0: stream})
+        return Finished(artefacts=[artefact], native_id=native)
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        try:
+            yield b"ID3"
+        finally:
+            self.closed_streams += 1
+
+    async def aclose(self) -> None:
+        pass
 
 
 def create(env: Mapping[str, str]) -> EchoProvider:

@@ -98,5 +98,7 @@ def assert_valid(snap: Snapshot) -> None:
     for out in snap.outputs:  # durations feed usage.output_audio_seconds
         assert out.duration is None or (math.isfinite(out.duration) and out.duration >= 0)
     assert snap.refresh_after is None or math.isfinite(snap.refresh_after)
-    stored = msgspec.json.decode(msgspec.json.encode(snap), type=Snapshot)
-    assert stored == snap  # the gateway stores it as JSON and hands it back
+    # The gateway stores it (its state as the provider's state type) and hands it back.
+    kind = Snapshot[type(snap.state)] if snap.state is not None else Snapshot  # type: ignore[misc]
+    stored = msgspec.msgpack.decode(msgspec.msgpack.encode(snap), type=kind)
+    assert stored == snap

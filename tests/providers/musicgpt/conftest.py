@@ -14,7 +14,7 @@ import pytest
 from litestar import Litestar, Request, Response, post
 from litestar.params import FromPath
 
-from providers.base import Callback, JobRef, Snapshot, Submission, SubmitRequest
+from providers.base import Callback, JobRef, Pending, Snapshot, SubmitRequest
 from providers.musicgpt import MusicGPTProvider, create
 from providers.musicgpt.catalog import MODELS
 from providers.musicgpt.simulator import SimulatorConfig, create_simulator
@@ -128,7 +128,7 @@ def request(model: str = "v7", **kw: Any) -> SubmitRequest:
 
 
 def job_ref(
-    sub: Submission, req: SubmitRequest, last: Snapshot | None = None, job_id: str = "mus_t"
+    sub: Pending, req: SubmitRequest, last: Snapshot | None = None, job_id: str = "mus_t"
 ) -> JobRef:
     return JobRef(
         job_id=job_id,
@@ -141,7 +141,7 @@ def job_ref(
 
 
 async def poll_until_final(
-    provider: MusicGPTProvider, sub: Submission, req: SubmitRequest, timeout: float = 5.0
+    provider: MusicGPTProvider, sub: Pending, req: SubmitRequest, timeout: float = 5.0
 ) -> list[Snapshot]:
     """Fetch until completed/failed; returns every snapshot seen (the submit one first)."""
     seen = [sub.snapshot]

@@ -41,7 +41,7 @@ async def test_job_goes_queued_in_progress_completed_with_two_playable_songs(
 ) -> None:
     await mg_sim.set(progress_seconds=1.0)  # a window a slow poll cannot miss
     req = request(title="Loopback", style="synth-pop")
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     assert sub.native_id and sub.native_ids[0] == sub.native_id and len(sub.native_ids) == 3
     seen = await poll_until_final(provider, sub, req)
     statuses = [s.status for s in seen]
@@ -68,7 +68,7 @@ async def test_job_goes_queued_in_progress_completed_with_two_playable_songs(
 
 async def test_wav_format_and_album_cover(provider: MusicGPTProvider) -> None:
     req = request(format="wav", options=MusicGPTOptions(generate_album_cover=True))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     done = (await poll_until_final(provider, sub, req))[-1]
     assert done.status == "completed"
     for out in done.outputs:
@@ -84,10 +84,10 @@ async def test_wav_format_and_album_cover(provider: MusicGPTProvider) -> None:
 async def test_older_single_output_shape(provider: MusicGPTProvider, mg_sim: Sim) -> None:
     await mg_sim.set(legacy_shape=True, string_numbers=True)
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     done = (await poll_until_final(provider, sub, req))[-1]
     assert done.status == "completed" and len(done.outputs) == 1
-    assert done.state["cost"] == 1.25  # sent as "1.25"
+    assert done.state.cost == 1.25  # sent as "1.25"
     resp = await download(done.outputs[0].audio_url or "")
     assert resp.status_code == 200 and resp.content == MP3_BYTES
 
@@ -103,7 +103,7 @@ async def test_partial_completed_and_alternative_words(
         status_words={"queued": "PENDING", "in_progress": "PROCESSING"},
     )
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     seen = await poll_until_final(provider, sub, req)
     by_native = {s.native_status: s for s in seen[1:]}
     assert by_native["PENDING"].status == "queued"
@@ -118,7 +118,7 @@ async def test_partial_completed_and_alternative_words(
 async def test_unknown_final_word_never_completes(provider: MusicGPTProvider, mg_sim: Sim) -> None:
     await mg_sim.set(status_words={"completed": "FINISHED_OK"})
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     await asyncio.sleep(0.8)
     snap = await provider.fetch(job_ref(sub, req))
     assert snap.native_status == "FINISHED_OK"
@@ -128,7 +128,7 @@ async def test_unknown_final_word_never_completes(provider: MusicGPTProvider, mg
 
 async def test_failed_job(provider: MusicGPTProvider) -> None:
     req = request(prompt="please failme now")
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     done = (await poll_until_final(provider, sub, req))[-1]
     assert done.status == "failed" and done.native_status == "ERROR"
     assert done.error is not None and done.error.code == "generation_failed"
@@ -137,7 +137,7 @@ async def test_failed_job(provider: MusicGPTProvider) -> None:
 
 async def test_flagged_prompt(provider: MusicGPTProvider, mg_sim: Sim) -> None:
     req = request(prompt="flagme: a song about something forbidden")
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     assert sub.snapshot.status == "failed"
     assert sub.snapshot.error is not None
     assert sub.snapshot.error.message == "Prompt violates the content policy"
@@ -176,11 +176,11 @@ async def test_status_fault_maps_to_provider_error(
     text: str,
 ) -> None:
     req = request()
-    sub = await provider.submit(req) if endpoint == "status" else None
+    sub = await provider.start(req) if endpoint == "status" else None
     await mg_sim.set(faults=[{"status": code, "endpoints": [endpoint], "body_style": style}])
     with pytest.raises(exc) as info:
         if sub is None:
-            await provider.submit(req)
+            await provider.start(req)
         else:
             await provider.fetch(job_ref(sub, req))
     assert type(info.value) is exc
@@ -192,7 +192,7 @@ async def test_status_fault_maps_to_provider_error(
 async def test_rate_limit_retry_after_is_passed_on(provider: MusicGPTProvider, mg_sim: Sim) -> None:
     await mg_sim.set(faults=[{"status": 429, "retry_after": 7}])
     with pytest.raises(UpstreamRateLimited) as info:
-        await provider.submit(request())
+        await provider.start(request())
     assert info.value.retry_after == 7.0
 
 
@@ -201,11 +201,11 @@ async def test_malformed_json_is_upstream_error(
     provider: MusicGPTProvider, mg_sim: Sim, endpoint: str
 ) -> None:
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     await mg_sim.set(faults=[{"malformed": True, "endpoints": [endpoint]}])
     with pytest.raises(UpstreamError) as info:
         if endpoint == "create":
-            await provider.submit(req)
+            await provider.start(req)
         else:
             await provider.fetch(job_ref(sub, req))
     assert type(info.value) is UpstreamError and "malformed" in info.value.message
@@ -216,22 +216,22 @@ async def test_latency_beyond_read_timeout_is_timeout(
 ) -> None:
     await mg_sim.set(faults=[{"latency": 1.0, "endpoints": ["create"], "count": 1}])
     with pytest.raises(UpstreamTimeout) as info:
-        await provider.submit(request())
+        await provider.start(request())
     assert info.value.sent is True
-    sub = await provider.submit(request())  # count=1: the next one goes through
+    sub = await provider.start(request())  # count=1: the next one goes through
     assert sub.snapshot.status == "queued"
 
 
 async def test_small_latency_is_fine(provider: MusicGPTProvider, mg_sim: Sim) -> None:
     await mg_sim.set(faults=[{"latency": 0.1}])
-    sub = await provider.submit(request())
+    sub = await provider.start(request())
     assert sub.snapshot.status == "queued"
 
 
 async def test_fault_count_and_endpoint_kind(provider: MusicGPTProvider, mg_sim: Sim) -> None:
     await mg_sim.set(faults=[{"status": 500, "endpoints": ["status"], "count": 2}])
     req = request()
-    sub = await provider.submit(req)  # create is not affected
+    sub = await provider.start(req)  # create is not affected
     for _ in range(2):
         with pytest.raises(UpstreamError):
             await provider.fetch(job_ref(sub, req))
@@ -244,7 +244,7 @@ async def test_connection_refused_is_not_sent() -> None:
     p = create({"MUSICGPT_API_KEY": KEY, "MUSICGPT_BASE_URL": f"http://127.0.0.1:{free_port()}"})
     try:
         with pytest.raises(UpstreamError) as info:
-            await p.submit(request())
+            await p.start(request())
         assert info.value.sent is False and KEY not in str(info.value)
     finally:
         await p.aclose()
@@ -255,7 +255,7 @@ async def test_wrong_key_is_auth_error_and_never_leaks(mg_sim: Sim) -> None:
     p = create({"MUSICGPT_API_KEY": wrong, "MUSICGPT_BASE_URL": mg_sim.url})
     try:
         with pytest.raises(UpstreamAuthError) as info:
-            await p.submit(request())
+            await p.start(request())
         assert info.value.native_status == 403
         assert wrong not in str(info.value) and KEY not in str(info.value)
     finally:
@@ -267,7 +267,7 @@ async def test_key_echoed_by_upstream_is_redacted(
 ) -> None:
     await mg_sim.set(faults=[{"status": 401, "message": f"API key {KEY} is not valid"}])
     with pytest.raises(UpstreamAuthError) as info:
-        await provider.submit(request())
+        await provider.start(request())
     assert KEY not in info.value.message and "[redacted]" in info.value.message
     out = capsys.readouterr()
     assert KEY not in out.out and KEY not in out.err
@@ -277,7 +277,7 @@ async def test_unconfigured_provider() -> None:
     p = create({})
     assert p.configured is False
     with pytest.raises(UpstreamAuthError) as info:
-        await p.submit(request())
+        await p.start(request())
     assert info.value.sent is False
     await p.aclose()
     assert create({"MUSICGPT_API_KEY": "x"}).configured is True
@@ -286,9 +286,9 @@ async def test_unconfigured_provider() -> None:
 async def test_plan_limits(provider: MusicGPTProvider, mg_sim: Sim) -> None:
     await mg_sim.set(max_concurrent=1, byid_per_minute=2)
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     with pytest.raises(UpstreamRateLimited):
-        await provider.submit(req)
+        await provider.start(req)
     await provider.fetch(job_ref(sub, req))
     await provider.fetch(job_ref(sub, req))
     with pytest.raises(UpstreamRateLimited):
@@ -336,7 +336,7 @@ async def apply_all(
     sub, req = ref_args
     snap = sub.snapshot
     for body in bodies:
-        snap = await provider.callback(job_ref(sub, req, snap), body)
+        snap = await provider.callback(job_ref(sub, req, snap), {}, body)
     return snap
 
 
@@ -345,7 +345,7 @@ async def test_callbacks_complete_the_job_without_polling(
 ) -> None:
     opts = MusicGPTOptions(generate_album_cover=True, lyrics_timestamps=True)
     req = request(callback=receiver.callback("job-a"), options=opts)
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     # 2 audio_streaming + 2 music_ai + 1 album_cover_generation + 2 lyrics_timestamped
     bodies = await receiver.wait_for("job-a", 7)
     assert len(bodies) == 7
@@ -367,7 +367,7 @@ async def test_callbacks_out_of_order_and_duplicated(
 ) -> None:
     await mg_sim.set(callback_order=order, callback_duplicates=2, seed=7)
     req = request(callback=receiver.callback("job-b"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     bodies = await receiver.wait_for("job-b", 12)  # (2 streaming + 2 music_ai) x 3
     assert len(bodies) == 12
     forward = await apply_all(provider, (sub, req), bodies)
@@ -379,7 +379,7 @@ async def test_callbacks_out_of_order_and_duplicated(
 
 async def test_callback_then_poll_agree(provider: MusicGPTProvider, receiver: Receiver) -> None:
     req = request(callback=receiver.callback("job-c"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     bodies = await receiver.wait_for("job-c", 4)
     snap = await apply_all(provider, (sub, req), bodies)
     polled = await provider.fetch(job_ref(sub, req, snap))
@@ -390,11 +390,11 @@ async def test_callback_then_poll_agree(provider: MusicGPTProvider, receiver: Re
 
 async def test_failed_and_flagged_callbacks(provider: MusicGPTProvider, receiver: Receiver) -> None:
     req = request(prompt="failme", callback=receiver.callback("job-f"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     bodies = await receiver.wait_for("job-f", 3)  # 2 streaming + 1 generic ERROR
     assert (await apply_all(provider, (sub, req), bodies)).status == "failed"
     req = request(prompt="flagme", callback=receiver.callback("job-g"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     bodies = await receiver.wait_for("job-g", 2)
     snap = await apply_all(provider, (sub, req), bodies)
     assert snap.status == "failed" and snap.error is not None
@@ -406,7 +406,7 @@ async def test_legacy_callback_shape(
 ) -> None:
     await mg_sim.set(callback_shape="legacy")
     req = request(callback=receiver.callback("job-l"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     bodies = await receiver.wait_for("job-l", 1)
     snap = await apply_all(provider, (sub, req), bodies)
     assert snap.status == "completed" and len(snap.outputs) == 1
@@ -417,7 +417,7 @@ async def test_simulator_retries_then_counts_failures(
 ) -> None:
     receiver.fail_next = 2  # the first two deliveries answer 503
     req = request(callback=receiver.callback("job-r"))
-    await provider.submit(req)
+    await provider.start(req)
     assert len(await receiver.wait_for("job-r", 4)) == 4
     stats = await mg_sim.stats()
     assert stats["callbacks_sent"] == 4 and stats["callback_attempts"] == 6
@@ -425,7 +425,7 @@ async def test_simulator_retries_then_counts_failures(
     await mg_sim.set(callback_retries=1)
     dead_url = f"http://127.0.0.1:{free_port()}/hook/x/t"
     dead = request(callback=Callback(url=dead_url, job_id="x", token="t"))
-    await provider.submit(dead)
+    await provider.start(dead)
     for _ in range(100):
         if (await mg_sim.stats())["callbacks_failed"] >= 4:
             break
@@ -435,6 +435,6 @@ async def test_simulator_retries_then_counts_failures(
 
 async def test_unreadable_callback_is_value_error(provider: MusicGPTProvider) -> None:
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     with pytest.raises(ValueError):
-        await provider.callback(job_ref(sub, req), b"\x00garbage")
+        await provider.callback(job_ref(sub, req), {}, b"\x00garbage")

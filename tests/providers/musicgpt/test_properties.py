@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from providers.base import (
     STATUS_RANK,
@@ -36,6 +37,7 @@ from providers.base import (
     UpstreamError,
     UpstreamRejected,
 )
+from providers.kit import Answer, Upstream, UpstreamHTTP
 from providers.musicgpt import callbacks, mapping
 from providers.musicgpt.catalog import MODELS
 from tests.support.wire import NO_BASE, assert_valid, dumps, maybe_url, payloads, quiet, texts, urls
@@ -375,9 +377,20 @@ ERROR_BODY = wire(
 @PROPS
 @given(raw=bodies(ERROR_BODY), status=st.sampled_from([400, 401, 402, 404, 429, 500, 502]))
 def test_error_body_always_gives_a_short_message(raw: bytes, status: int) -> None:
-    """The text of every ``ProviderError`` raised for a non-2xx answer (``error_message``)."""
-    text = mapping.error_message(raw, status)
-    assert isinstance(text, str) and text.strip() and len(text) <= 500
+    """The text of every ``ProviderError`` raised for a non-2xx answer (``error_message``
+    read by the kit's ``Upstream``)."""
+    text = mapping.error_message(raw)
+    assert text is None or (text.strip() and len(text) <= 500)
+    api = Upstream(
+        provider="musicgpt",
+        label="MusicGPT",
+        http=UpstreamHTTP("http://127.0.0.1:9"),
+        secret="k",
+        error_text=mapping.error_message,
+    )
+    with quiet():
+        exc = api.status_error("create", Answer(status, "", CIMultiDictProxy(CIMultiDict()), raw))
+    assert exc.message.strip() and len(exc.message) <= 540
 
 
 # Regressions the properties found: a completed WAV job (MP3 fallback once COMPLETED)

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 import providers.tempolor as tempolor
-from providers.base import Callback, JobRef, Snapshot, Submission, SubmitRequest, is_final
+from providers.base import Callback, JobRef, Pending, Snapshot, SubmitRequest, is_final
 from providers.tempolor.catalog import MODELS, TemPolorOptions
 from providers.tempolor.simulator import SimulatorConfig
 
@@ -64,7 +64,7 @@ def request(
     )
 
 
-def ref(sub: Submission, req: SubmitRequest, last: Snapshot | None = None, **kw: Any) -> JobRef:
+def ref(sub: Pending, req: SubmitRequest, last: Snapshot | None = None, **kw: Any) -> JobRef:
     return JobRef(
         job_id=kw.get("job_id", "mus_test"),
         model=req.model,
@@ -77,7 +77,7 @@ def ref(sub: Submission, req: SubmitRequest, last: Snapshot | None = None, **kw:
 
 async def poll(
     provider: tempolor.TemPolorProvider,
-    sub: Submission,
+    sub: Pending,
     req: SubmitRequest,
     *,
     until: Any = None,

@@ -64,7 +64,7 @@ async def apply_all(
 ) -> list[Snapshot]:
     out = []
     for body in bodies:
-        snap = await provider.callback(job, body)
+        snap = await provider.callback(job, {}, body)
         job = JobRef(
             job_id=job.job_id,
             model=job.model,
@@ -81,7 +81,7 @@ async def test_callbacks_carry_reply_ref_and_complete_the_job(
     provider: tempolor.TemPolorProvider, sim: Sim, receiver: Receiver
 ) -> None:
     req = request(callback=receiver.callback("mus_cb1", "tok-secret-1"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     assert sim.creates()[0]["body"]["replyUrl"] == req.callback.url  # type: ignore[union-attr]
     bodies = await receiver.wait_for(3)
     assert receiver.bodies[0][0] == "/v1/callbacks/tempolor/mus_cb1/tok-secret-1"
@@ -103,7 +103,7 @@ async def test_callbacks_in_any_order_and_duplicated_never_regress(
     provider: tempolor.TemPolorProvider, sim: Sim, receiver: Receiver
 ) -> None:
     req = request(callback=receiver.callback("mus_cb2", "tok-2"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     bodies = await receiver.wait_for(3)
     job = ref(sub, req, job_id="mus_cb2")
     snaps = await apply_all(provider, job, [bodies[2], bodies[0], bodies[2], bodies[1]])
@@ -117,7 +117,7 @@ async def test_completion_callback_during_the_404_window_waits_for_a_fetch(
 ) -> None:
     sim.configure(download_404_seconds=0.3)
     req = request(callback=receiver.callback("mus_cb3", "tok-3"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     bodies = await receiver.wait_for(3)
     (snap,) = await apply_all(provider, ref(sub, req, job_id="mus_cb3"), bodies[2:])
     assert snap.status == "in_progress" and snap.native_status == "COMPLETED"
@@ -131,7 +131,7 @@ async def test_multi_job_callbacks(
 ) -> None:
     sim.configure(jobs_per_create=2)
     req = request("tempolor/i3", callback=receiver.callback("mus_cb4", "tok-4"))
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     bodies = await receiver.wait_for(6)
     finals = [b for b in bodies if json.loads(b)["status"] == 30]
     job = ref(sub, req, job_id="mus_cb4")
@@ -144,18 +144,18 @@ async def test_unreadable_or_foreign_callbacks_are_value_errors(
     provider: tempolor.TemPolorProvider, sim: Sim
 ) -> None:
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     job = ref(sub, req, job_id="mus_cb5")
     with pytest.raises(ValueError):
-        await provider.callback(job, b"not json")
+        await provider.callback(job, {}, b"not json")
     with pytest.raises(ValueError):
-        await provider.callback(job, b'{"job_id": "user:1-tempolor:x-job:other", "status": 30}')
+        await provider.callback(job, {}, b'{"job_id": "user:1-tempolor:x-job:other", "status": 30}')
     with pytest.raises(ValueError):
         await provider.callback(
-            job, json.dumps({"job_id": sub.native_id, "replyRef": "mus_other:tok"}).encode()
+            job, {}, json.dumps({"job_id": sub.native_id, "replyRef": "mus_other:tok"}).encode()
         )
     # A body without job_id is accepted for a single-native-job gateway job.
-    snap = await provider.callback(job, b'{"status": 0, "progress": 12}')
+    snap = await provider.callback(job, {}, b'{"status": 0, "progress": 12}')
     assert snap.status == "in_progress" and snap.progress == 12
 
 
@@ -164,7 +164,7 @@ async def test_callback_delivery_failures_are_counted_and_retried(
 ) -> None:
     receiver.fail = True
     sim.configure(callback_retries=1)
-    await provider.submit(request(callback=receiver.callback("mus_cb6", "tok-6")))
+    await provider.start(request(callback=receiver.callback("mus_cb6", "tok-6")))
     await receiver.wait_for(6)  # 3 callbacks x (1 try + 1 retry)
     deadline = time.monotonic() + 2
     while sim.stats()["callbacks_failed"] < 3:
@@ -177,7 +177,7 @@ async def test_no_callback_without_reply_url(
     provider: tempolor.TemPolorProvider, sim: Sim, receiver: Receiver
 ) -> None:
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     assert "replyUrl" not in sim.creates()[0]["body"]
     await asyncio.sleep(0.3)
     assert receiver.bodies == [] and sim.stats()["callbacks_sent"] == 0

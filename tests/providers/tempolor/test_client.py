@@ -45,7 +45,7 @@ async def test_song_job_runs_to_completion_with_playable_audio(
 ) -> None:
     sim.configure(generate_seconds=1.0)  # a window a slow poll cannot miss
     req = request("tempolor/v4.8", lyrics="[Verse]\nwarm nights")
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     assert sub.snapshot.status == "queued"
     assert sub.native_ids == [sub.native_id] and "-job:" in sub.native_id
     snap, seen = await poll(provider, sub, req)
@@ -76,7 +76,7 @@ async def test_instrumental_job_in_wav(provider: tempolor.TemPolorProvider, sim:
         format="wav",
         options={"tonality": "C:major", "bpm": 80, "chords": "C F G Am"},
     )
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     snap, _ = await poll(provider, sub, req)
     assert snap.status == "completed"
     audio = sim.http.get(snap.outputs[0].audio_url or "")
@@ -92,7 +92,7 @@ async def test_404_right_after_completion_means_not_ready_yet(
 ) -> None:
     sim.configure(download_404_seconds=0.4)
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     waiting, _ = await poll(provider, sub, req, until=lambda s: s.native_status == "COMPLETED")
     assert waiting.status == "in_progress" and waiting.progress == 99
     assert waiting.outputs[0].audio_url is None
@@ -108,12 +108,12 @@ async def test_expired_url_is_renewed_from_the_download_endpoint_only(
 ) -> None:
     sim.configure(url_ttl_seconds=1.0)
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     done, _ = await poll(provider, sub, req)
-    job = done.state["jobs"][0]
+    job = done.state.jobs[0]
     assert done.refresh_after is not None
-    assert done.refresh_after < job["url_expires_at"]  # renewed before it dies
-    assert done.refresh_after == pytest.approx(job["url_expires_at"] - 0.2)
+    assert done.refresh_after < job.url_expires_at  # renewed before it dies
+    assert done.refresh_after == pytest.approx(job.url_expires_at - 0.2)
     old_url = done.outputs[0].audio_url or ""
     assert sim.http.get(old_url).status_code == 200
     before = sim.stats()
@@ -121,7 +121,7 @@ async def test_expired_url_is_renewed_from_the_download_endpoint_only(
     again = await provider.fetch(ref(sub, req, done))
     assert again.outputs[0].audio_url == old_url
     assert sim.stats()["download_calls"] == before["download_calls"]
-    await asyncio.sleep(max(0.0, job["url_expires_at"] - time.time()) + 0.05)
+    await asyncio.sleep(max(0.0, job.url_expires_at - time.time()) + 0.05)
     assert sim.http.get(old_url).status_code == 403  # the simulator's URL really expired
     renewed = await provider.fetch(ref(sub, req, done))
     after = sim.stats()
@@ -140,11 +140,11 @@ async def test_remain_seconds_zero_uses_the_default_lifetime(sim: Sim) -> None:
     )
     try:
         req = request()
-        sub = await p.submit(req)
+        sub = await p.start(req)
         done, _ = await poll(p, sub, req)
     finally:
         await p.aclose()
-    expires = done.state["jobs"][0]["url_expires_at"]
+    expires = done.state.jobs[0].url_expires_at
     assert expires == pytest.approx(time.time() + 120, abs=2)
     assert done.refresh_after == pytest.approx(expires - 24)
 
@@ -154,7 +154,7 @@ async def test_multi_job_create_gives_one_output_per_native_job(
 ) -> None:
     sim.configure(jobs_per_create=3)
     req = request("tempolor/i4")
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     assert len(sub.native_ids) == 3 and sub.native_id == sub.native_ids[0]
     snap, _ = await poll(provider, sub, req)
     assert snap.status == "completed"
@@ -168,7 +168,7 @@ async def test_multi_job_with_one_failure_completes_with_the_playable_one(
 ) -> None:
     sim.configure(jobs_per_create=2, fail_next_jobs=1)
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     snap, _ = await poll(provider, sub, req)
     assert snap.status == "completed"
     assert [(o.index, o.id) for o in snap.outputs] == [(1, sub.native_ids[1])]
@@ -179,7 +179,7 @@ async def test_multi_job_with_one_failure_completes_with_the_playable_one(
 async def test_a_job_that_ends_10_fails(provider: tempolor.TemPolorProvider, sim: Sim) -> None:
     sim.configure(fail_next_jobs=1)
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     snap, _ = await poll(provider, sub, req)
     assert snap.status == "failed" and snap.outputs == []
     assert snap.error is not None
@@ -192,7 +192,7 @@ async def test_unknown_final_status_is_logged_and_never_completed(
 ) -> None:
     sim.configure(odd_final_status=20, odd_status_final=True)
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     with capture_logs() as logs:
         snap, _ = await poll(provider, sub, req)
     assert snap.status == "failed"
@@ -205,7 +205,7 @@ async def test_unknown_non_final_status_keeps_the_job_in_progress(
 ) -> None:
     sim.configure(odd_final_status=25, odd_status_final=False)
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     await asyncio.sleep(0.3)  # past the simulated generation
     snap = await provider.fetch(ref(sub, req))
     assert snap.status == "in_progress" and snap.native_status == "25"
@@ -220,7 +220,7 @@ async def test_connect_error_is_upstream_error_not_sent() -> None:
     )
     try:
         with pytest.raises(UpstreamError) as info:
-            await p.submit(request())
+            await p.start(request())
     finally:
         await p.aclose()
     assert info.value.sent is False
@@ -234,7 +234,7 @@ async def test_read_timeout_is_upstream_timeout(sim: Sim) -> None:
     )
     try:
         req = request()
-        sub = await p.submit(req)  # create has no latency
+        sub = await p.start(req)  # create has no latency
         with pytest.raises(UpstreamTimeout) as info:
             await p.fetch(ref(sub, req))
     finally:

@@ -58,7 +58,7 @@ async def test_create_faults(
 ) -> None:
     sim.configure(fault_endpoints=["create"], **knobs)
     with pytest.raises(error) as info:
-        await provider.submit(request())
+        await provider.start(request())
     exc = info.value
     assert type(exc) is error
     assert exc.http_status == http_status and exc.provider == "tempolor"
@@ -75,11 +75,11 @@ async def test_rate_limit_retry_after_header_and_default(
 ) -> None:
     sim.configure(fault_status=429, retry_after=17, fault_count=1)
     with pytest.raises(UpstreamRateLimited) as info:
-        await provider.submit(request())
+        await provider.start(request())
     assert info.value.retry_after == 17
     sim.configure(fault_status=429, retry_after=None, fault_count=1)
     with pytest.raises(UpstreamRateLimited) as info:
-        await provider.submit(request())
+        await provider.start(request())
     assert info.value.retry_after == 10.0  # useapi's advice: retry after 10-30 s
 
 
@@ -87,13 +87,13 @@ async def test_too_many_parallel_jobs_is_a_429(
     provider: tempolor.TemPolorProvider, sim: Sim
 ) -> None:
     sim.configure(max_parallel_jobs=1, generate_seconds=2.0)
-    await provider.submit(request())
+    await provider.start(request())
     with pytest.raises(UpstreamRateLimited) as info:
-        await provider.submit(request())
+        await provider.start(request())
     assert "parallel" in info.value.message
     sim.configure(max_parallel_jobs=None)
     with pytest.raises(UpstreamRateLimited):  # the request's own maxJobs counts too
-        await provider.submit(request(options={"maxJobs": 1}))
+        await provider.start(request(options={"maxJobs": 1}))
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ async def test_status_faults(
     error: type[ProviderError],
 ) -> None:
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     sim.configure(fault_endpoints=["status"], **knobs)
     with pytest.raises(error) as info:
         await provider.fetch(ref(sub, req))
@@ -137,7 +137,7 @@ async def test_download_faults(
     error: type[ProviderError],
 ) -> None:
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     await asyncio.sleep(0.3)  # past the simulated generation: status says 30
     sim.configure(fault_endpoints=["download"], **knobs)
     with pytest.raises(error):
@@ -149,7 +149,7 @@ async def test_a_fault_for_the_next_request_only(
     provider: tempolor.TemPolorProvider, sim: Sim
 ) -> None:
     req = request()
-    sub = await provider.submit(req)
+    sub = await provider.start(req)
     sim.configure(fault_status=503, fault_count=1, fault_endpoints=["status"])
     with pytest.raises(UpstreamError):
         await provider.fetch(ref(sub, req))
@@ -164,7 +164,7 @@ async def test_wrong_token_is_an_auth_error_that_never_shows_the_token(sim: Sim)
     p = tempolor.create({"USEAPI_TOKEN": secret, "USEAPI_BASE_URL": sim.api})
     try:
         with pytest.raises(UpstreamAuthError) as info:
-            await p.submit(request())
+            await p.start(request())
     finally:
         await p.aclose()
     assert "Unauthorized" in info.value.message
@@ -177,7 +177,7 @@ async def test_an_upstream_message_echoing_the_token_is_scrubbed(
 ) -> None:
     sim.configure(fault_status=400, fault_message=f"bad token {TOKEN} for account")
     with pytest.raises(UpstreamRejected) as info:
-        await provider.submit(request())
+        await provider.start(request())
     no_secret(info.value)
     assert "[redacted]" in info.value.message
 
@@ -186,7 +186,7 @@ async def test_missing_token_fails_before_sending(sim: Sim) -> None:
     p = tempolor.create({"USEAPI_BASE_URL": sim.api})
     try:
         with pytest.raises(UpstreamAuthError) as info:
-            await p.submit(request())
+            await p.start(request())
     finally:
         await p.aclose()
     assert info.value.sent is False

@@ -17,7 +17,7 @@ from providers.base import (
     UpstreamRateLimited,
 )
 from providers.tempolor import mapping, validation
-from providers.tempolor.schemas import DownloadView, NativeJob
+from providers.tempolor.schemas import DownloadView, NativeJob, TemPolorState
 from tests.providers.tempolor.helpers import request
 
 # The example response of seed 002 (GET /tempolor/music/{job_id}), verbatim.
@@ -299,12 +299,16 @@ def test_aggregate_refresh_after_is_the_earliest_url_renewal() -> None:
     assert mapping.to_snapshot(jobs).refresh_after == NOW + 80
 
 
-def test_state_round_trips_through_json_and_survives_garbage() -> None:
+def test_state_round_trips_and_garbage_does_not_decode() -> None:
     jobs = two(with_url(merged()), merged(status=0, progress=5))
-    state = json.loads(json.dumps(mapping.to_snapshot(jobs).state))
+    raw = msgspec.msgpack.encode(mapping.to_snapshot(jobs).state)
+    state = msgspec.msgpack.decode(raw, type=TemPolorState)
     assert mapping.load_jobs(state, ["j-a", "j-b"]) == jobs
-    assert mapping.load_jobs({"jobs": "nonsense"}, ["j-a"]) == [NativeJob(id="j-a")]
-    assert mapping.load_jobs({}, ["j-a"]) == [NativeJob(id="j-a")]
+    # Garbage never reaches the mapping: it fails to decode as the typed state (the
+    # gateway logs that), and a missing state gives fresh native jobs.
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"jobs": "nonsense"}, TemPolorState)
+    assert mapping.load_jobs(None, ["j-a"]) == [NativeJob(id="j-a")]
 
 
 # ------------------------------------------------------------------- request body

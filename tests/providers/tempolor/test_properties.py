@@ -319,7 +319,7 @@ def apply(job: NativeJob, kind: str, raw: bytes | None, now: float) -> NativeJob
 def run(n: int, seq: list[Step], tick: float = 5.0) -> tuple[list[Snapshot], list[Step]]:
     """Apply the steps to ``n`` fresh native jobs, checking every snapshot and that a
     final gateway job stays final; returns the snapshots and the steps not refused."""
-    jobs = list(mapping.load_jobs({}, list(IDS[:n])))
+    jobs = list(mapping.load_jobs(None, list(IDS[:n])))
     seen, taken = [snapshot(jobs)], []
     for t, (kind, pick, raw) in enumerate(seq):
         i = pick % n
@@ -429,7 +429,7 @@ def delivery(draw: st.DrawFn) -> tuple[int, list[tuple[int, bytes]], list[tuple[
 def deliver(n: int, callbacks: list[tuple[int, bytes]]) -> Snapshot:
     """Each callback folded into its native job, then the download a completed native job
     triggers (as ``Provider.callback`` does), all at one moment."""
-    jobs = mapping.load_jobs({}, list(IDS[:n]))
+    jobs = mapping.load_jobs(None, list(IDS[:n]))
     for i, raw in callbacks:
         jobs[i] = mapping.merge_status(jobs[i], mapping.decode_callback(raw))
         if mapping.needs_download(jobs[i], NOW):

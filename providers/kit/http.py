@@ -1,4 +1,4 @@
-"""The one thin HTTP layer both provider clients use: one pooled ``aiohttp`` session.
+"""The one thin HTTP layer every provider client uses: one pooled ``aiohttp`` session.
 
 ``UpstreamHTTP`` sends a request and answers status, reason, headers and the whole body
 (read to the end, the connection back in the pool). Every failure below HTTP leaves as a
@@ -28,9 +28,10 @@ The aiohttp exception is not chained to the ``TransportError`` (the repr of a
 ``ClientResponseError`` holds the request headers, credentials included); its class name
 and text are in the message.
 
-aiohttp sends an idempotent request (GET) a second time after a disconnect; that is
-switched off: retrying is the gateway's policy (and counted against the provider's rate
-limits), so one ``request`` is at most one request upstream, as it was with httpx.
+A POST (every create) is one request upstream, never more. aiohttp re-sends an idempotent
+request (a status GET) once when the connection it used breaks before the answer (RFC 9112
+§9.3.1 allows it, and aiohttp has no public switch for it): a status call may therefore
+reach the provider twice in that case, one call more than the gateway's budget counts.
 
 Usage::
 
@@ -204,7 +205,6 @@ class UpstreamHTTP:
             trust_env=False,
             auto_decompress=True,
         )
-        session._retry_connection = False  # one request is one request (module docstring)
         self._session, self._loop = session, loop
         return session
 
