@@ -77,7 +77,5 @@ def test_the_check_finds_internals() -> None:
 
 
 def test_no_dependency_internals() -> None:
-    found = [
-        hit for path in _sources() for hit in find_internals(path.read_text(), str(path.name))
-    ]
+    found = [hit for path in _sources() for hit in find_internals(path.read_text(), str(path.name))]
     assert found == []
