@@ -18,22 +18,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import msgspec
 import structlog
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme, Server
-from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
-from litestar.typing import FieldDefinition
-from litestar.utils.typing import make_non_optional_union
+from litestar.plugins import InitPluginProtocol
 from redis.exceptions import RedisError
 
-from gateway import __version__
 from gateway.api.auth import BearerAuthMiddleware, RateLimitMiddleware
 from gateway.api.controllers import (
     health,
@@ -44,7 +37,8 @@ from gateway.api.controllers import (
     ready,
 )
 from gateway.api.errors import EXCEPTION_HANDLERS
-from gateway.api.schemas import RESPONSE_TYPES, build_request_type
+from gateway.api.openapi import openapi_config, schema_plugins
+from gateway.api.schemas import build_request_type
 from gateway.infra.log import RequestContextMiddleware, configure_logging
 from gateway.infra.metrics import Metrics
 from gateway.infra.settings import Settings, get_settings
@@ -62,91 +56,6 @@ from providers.base import Provider
 log = structlog.get_logger("gateway.api.app")
 
 REDIS_POOL_SIZE = 256  # connections per process
-
-OPENAPI_DESCRIPTION = """\
-One API in front of several AI music providers, shaped like the AI Stats gateway's music
-API. `POST /v1/music/generate` starts a job routed by `model`; poll
-`GET /v1/music/generate/{music_id}` until `status` is `completed` or `failed`. Every
-provider's native status is normalized to `queued | in_progress | completed | failed`.
-"""
-
-
-def openapi_config() -> OpenAPIConfig:
-    return OpenAPIConfig(
-        title="Music Gateway API",
-        version=__version__,
-        description=OPENAPI_DESCRIPTION,
-        servers=[Server(url="/", description="This gateway")],
-        components=Components(
-            security_schemes={
-                "BearerAuth": SecurityScheme(
-                    type="http", scheme="bearer", description="A gateway API key."
-                )
-            }
-        ),
-        path="/docs",
-        render_plugins=[ScalarRenderPlugin()],
-        use_handler_docstrings=True,
-        create_examples=False,
-    )
-
-
-class NullableLiteralSchema(OpenAPISchemaPlugin):
-    """``Literal[...] | None`` as ``oneOf: [{enum: [...]}, {type: null}]``.
-
-    Litestar's own rendering (``type: [null, string]`` with ``null`` among the ``enum``
-    values) makes openapi-python-client emit three enum classes for one field.
-    """
-
-    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
-        inner = field_definition.inner_types or ()
-        return (
-            field_definition.is_optional
-            and not field_definition.is_literal
-            and all(t.is_literal or t.is_none_type for t in inner)
-        )
-
-    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
-        values = FieldDefinition.from_annotation(
-            make_non_optional_union(field_definition.annotation)
-        )
-        return Schema(
-            one_of=[schema_creator.for_field_definition(values), Schema(type=OpenAPIType.NULL)]
-        )
-
-
-class ResponseStructSchema(OpenAPISchemaPlugin):
-    """Every field of a response type is required: msgspec always writes it."""
-
-    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
-        return not field_definition.is_union and field_definition.annotation in RESPONSE_TYPES
-
-    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
-        from litestar._openapi.schema_generation.plugins import StructSchemaPlugin
-
-        schema = StructSchemaPlugin().to_openapi_schema(field_definition, schema_creator)
-        schema.required = sorted(schema.properties or {})
-        return schema
-
-
-class ClosedStructSchema(OpenAPISchemaPlugin):
-    """Inbound Structs that forbid unknown fields say so: ``additionalProperties: false``."""
-
-    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
-        t = field_definition.annotation
-        return (
-            not field_definition.is_union
-            and isinstance(t, type)
-            and issubclass(t, msgspec.Struct)
-            and t.__struct_config__.forbid_unknown_fields
-        )
-
-    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
-        from litestar._openapi.schema_generation.plugins import StructSchemaPlugin
-
-        schema = StructSchemaPlugin().to_openapi_schema(field_definition, schema_creator)
-        schema.additional_properties = False
-        return schema
 
 
 class GatewayPlugin(InitPluginProtocol):
@@ -279,5 +188,4 @@ def create_app(
     # Litestar 2.25 reads the body limit from the constructor, not from AppConfig.
     kwargs.setdefault("request_max_body_size", settings.max_body_bytes)
     # Ours first: schema plugins are consulted before Litestar's own.
-    schema_plugins = [NullableLiteralSchema(), ResponseStructSchema(), ClosedStructSchema()]
-    return GatewayApp(plugins=[GatewayPlugin(settings, providers), *schema_plugins], **kwargs)
+    return GatewayApp(plugins=[GatewayPlugin(settings, providers), *schema_plugins()], **kwargs)

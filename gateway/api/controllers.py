@@ -20,7 +20,13 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
 from litestar.response import ServerSentEvent
 
-from gateway.api.errors import INTERNAL_ERROR_DOC, decode_create, error_responses_doc, error_spec
+from gateway.api.errors import (
+    INTERNAL_ERROR_DOC,
+    KeepRawBody,
+    decode_create,
+    error_responses_doc,
+    error_spec,
+)
 from gateway.api.events import job_events
 from gateway.api.responses import JSONBytes
 from gateway.api.schemas import (
@@ -72,6 +78,7 @@ def music_handlers(request_type: type) -> list[Any]:
         security=_SECURITY,
         status_code=200,
         opt={"request_type": request_type},
+        middleware=[KeepRawBody],  # the error handlers explain a rejected body from it
         responses={
             **error_responses_doc(),
             402: error_spec("Provider credits exhausted."),

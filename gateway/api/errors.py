@@ -32,7 +32,7 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.utils.scope.state import ScopeState
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from gateway.api.schemas import ErrorResponse
@@ -190,11 +190,36 @@ def _provider_error(_: Request, exc: ProviderError) -> Response[bytes]:
     return error_response(exc.http_status, exc.code, prefix + exc.message, headers=headers)
 
 
+RAW_BODY = "gateway.raw_body"  # the request state key ``KeepRawBody`` fills
+
+
+class KeepRawBody:
+    """Route middleware (the create route's): keeps the request body, once the framework
+    has read all of it, in the request state, so that an error handler can explain a body
+    the framework rejected (error handlers are synchronous: they cannot read it again)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+
+        async def receive_and_keep() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    scope.setdefault("state", {})[RAW_BODY] = b"".join(chunks)
+            return message
+
+        await self.app(scope, receive_and_keep, send)
+
+
 def _create_body_error(request: Request) -> Response[bytes] | None:
     """On the create route, explain a rejected body our way (every unknown field, the
-    nested path); None elsewhere or when the body was never read."""
+    nested path); None elsewhere or when the body was never read in full."""
     request_type = request.route_handler.opt.get("request_type")
-    raw = ScopeState.from_scope(request.scope).body
+    raw = request.state.get(RAW_BODY)
     if request_type is None or not isinstance(raw, bytes):
         return None
     error = body_error(raw, request_type)

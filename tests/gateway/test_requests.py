@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,6 +31,20 @@ async def test_unknown_top_level_fields_are_all_named(echo_client: httpx.AsyncCl
     assert e["details"] == ["seed", "temperature"]
     assert "seed" in e["description"] and "temperature" in e["description"]
     assert e["param"] == "seed"
+
+
+async def test_a_body_sent_in_pieces_is_explained_too(echo_client: httpx.AsyncClient) -> None:
+    """The error handlers read the body the create route kept, however it arrived."""
+    raw = b'{"model": "echo/v1", "prompt": "x", "temperature": 1, "seed": 2}'
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(raw), 7):
+            yield raw[i : i + 7]
+
+    r = await echo_client.post(URL, content=pieces(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "unknown_parameter"
+    assert r.json()["details"] == ["seed", "temperature"]
 
 
 async def test_unknown_native_field_names_its_path(echo_client: httpx.AsyncClient) -> None:
