@@ -1,5 +1,5 @@
 """The Lua scripts behind ``Store``'s one-round-trip operations, and their argument
-helper. Each runs atomically in Redis; ``Store`` (``gateway/store.py``) calls them."""
+helper. Each runs atomically in Redis; ``Store`` (``gateway/store/store.py``) calls them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The MusicGPT provider: ``create(env)`` builds it for the registry.
 
-Flow (``shared/reference/musicgpt.md``)::
+Flow (MusicGPT's public API docs (https://docs.musicgpt.com))::
 
     start    POST {MUSICGPT_BASE_URL}/v2/MusicAI   -> task_id + conversion_id_1/2 (two songs)
     fetch    GET  {MUSICGPT_BASE_URL}/v1/byId?conversionType=MUSIC_AI&task_id=...

@@ -1,4 +1,5 @@
-"""Pure mapping of MusicGPT's webhooks (``shared/reference/musicgpt.md``, "Webhooks").
+"""Pure mapping of MusicGPT's webhooks (MusicGPT's public API docs
+(https://docs.musicgpt.com), "Webhooks").
 
 One POST per artefact, no signature, possibly retried: ``music_ai`` (one per song),
 ``audio_streaming`` (HLS ``streaming_url``), ``album_cover_generation`` and

@@ -1,8 +1,8 @@
 """MusicGPT's models and native request block, declared as data.
 
-Source: ``shared/reference/musicgpt.md`` (``POST /v2/MusicAI`` body). Every create makes
-two songs. ``duration`` is not a MusicGPT input, so no model supports it.
-"""
+Source: MusicGPT's public API docs (https://docs.musicgpt.com) (``POST /v2/MusicAI``
+body). Every create makes two songs. ``duration`` is not a MusicGPT input, so no model
+supports it."""
 
 from __future__ import annotations
 

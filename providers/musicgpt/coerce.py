@@ -1,9 +1,9 @@
 """Coercion of MusicGPT's loosely typed values (pure).
 
-The reference (``shared/reference/musicgpt.md``): "Numbers may arrive as strings
-(``"conversion_cost": "0.88"``); fields may be null or absent." Empty strings are
-treated as absent (the byId shape answers ``""`` for paths not produced yet).
-"""
+The reference (MusicGPT's public API docs (https://docs.musicgpt.com)): "Numbers may
+arrive as strings (``"conversion_cost": "0.88"``); fields may be null or absent." Empty
+strings are treated as absent (the byId shape answers ``""`` for paths not produced
+yet)."""
 
 from __future__ import annotations
 

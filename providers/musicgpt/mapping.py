@@ -1,8 +1,8 @@
 """Pure mapping between MusicGPT's wire format and the gateway's normalized types.
 
 No I/O here: every function takes decoded Structs (or bytes to decode) and the current
-time where it matters, and returns new values. Sources: ``shared/reference/musicgpt.md``
-("the reference") and ``shared/reference/seeds/000_ed0d4b1171941e23.txt`` ("seed 000").
+time where it matters, and returns new values. Sources: MusicGPT's public API docs
+(https://docs.musicgpt.com, "the reference") and their "Status Check" page ("seed 000").
 
 Provider state (``MusicGPTState`` in ``catalog.py``, stored by the gateway; the merge
 functions below work on its plain-dict form, ``load_state``/``store_state`` convert)::

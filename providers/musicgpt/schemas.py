@@ -1,6 +1,7 @@
 """MusicGPT's native wire format as msgspec Structs.
 
-Source: ``shared/reference/musicgpt.md`` and ``shared/reference/seeds/000_ed0d4b1171941e23.txt``.
+Source: MusicGPT's public API docs (https://docs.musicgpt.com) and their "Status Check"
+page.
 
 * ``CreateBody`` is what we send (``POST /v2/MusicAI``); ``omit_defaults`` keeps unset
   fields off the wire.

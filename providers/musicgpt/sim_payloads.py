@@ -1,9 +1,9 @@
 """Native payloads the MusicGPT simulator answers and sends (pure builders).
 
-Shapes follow ``shared/reference/musicgpt.md`` (merged MUSIC_AI byId shape, per-artefact
-webhooks) and ``shared/reference/seeds/000_ed0d4b1171941e23.txt`` (older single-output
-byId shape, older generic webhook), including the fields the gateway does not read.
-"""
+Shapes follow MusicGPT's public API docs (https://docs.musicgpt.com) (merged MUSIC_AI
+byId shape, per-artefact webhooks) and the docs' "Status Check" page
+(https://docs.musicgpt.com) (older single-output byId shape, older generic webhook),
+including the fields the gateway does not read."""
 
 from __future__ import annotations
 

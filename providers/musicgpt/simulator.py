@@ -6,7 +6,7 @@ Usage::
     app = create_simulator(SimulatorConfig(api_key="k", queue_seconds=0.2))
     # MUSICGPT_BASE_URL=<served address>, MUSICGPT_API_KEY=k
 
-Native surface (``shared/reference/musicgpt.md``):
+Native surface (MusicGPT's public API docs (https://docs.musicgpt.com)):
 
 * ``POST /v2/MusicAI`` (and the deprecated ``/v1/MusicAI``): a task with two conversion ids,
   ``is_flagged`` when the prompt contains one of ``flag_words``.

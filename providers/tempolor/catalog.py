@@ -1,7 +1,7 @@
 """TemPolor's models (through useapi.net) and native request block, declared as data.
 
-Source: ``shared/reference/tempolor-useapi.md``. Song models go to
-``POST /tempolor/music/song`` (``model_song``); instrumental models to
+Source: useapi.net's TemPolor docs (https://useapi.net/docs/api-tempolor-v1). Song
+models go to ``POST /tempolor/music/song`` (``model_song``); instrumental models to
 ``POST /tempolor/music/instrumental`` (``model_instrumental``). TemPolor takes no
 title, style or duration, so no model supports them.
 """
@@ -43,7 +43,8 @@ MODELS: tuple[ModelSpec, ...] = (
 )
 
 
-#: Length limits of the native block's strings (``shared/reference/tempolor-useapi.md``:
+#: Length limits of the native block's strings (useapi.net's TemPolor docs,
+#: https://useapi.net/docs/api-tempolor-v1):
 #: ``chords`` <= 200; ``tonality`` is one of 24 keys such as ``F#:minor``, checked in
 #: ``validation.py``; item and user ids are opaque ids, bounded generously).
 MAX_TONALITY = 16

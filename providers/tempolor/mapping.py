@@ -1,9 +1,10 @@
 """Pure mapping between the gateway's normalized types and useapi.net's TemPolor API.
 
-Sources: ``shared/reference/tempolor-useapi.md`` (cited below as *ref*) and the status
-page copied in ``shared/reference/seeds/002_68d10e3fc03e3b8f.txt`` (cited as *seed 002*).
-No I/O here; the only side effect is a structlog line for an unknown native status. The
-request checks (``Provider.check``) live in ``validation.py``.
+Sources: useapi.net's TemPolor docs (https://useapi.net/docs/api-tempolor-v1) (cited
+below as *ref*) and its "Check music generation status and results" page (cited as
+*seed 002*). No I/O here; the only side effect is a
+structlog line for an unknown native status. The request checks (``Provider.check``)
+live in ``validation.py``.
 
 One gateway job, several native jobs
 ------------------------------------

@@ -1,4 +1,5 @@
-"""useapi.net TemPolor wire format as msgspec Structs (``shared/reference/tempolor-useapi.md``).
+"""useapi.net TemPolor wire format as msgspec Structs (useapi.net's TemPolor docs,
+https://useapi.net/docs/api-tempolor-v1).
 
 Two kinds of Struct live here:
 

@@ -1,10 +1,10 @@
 """Wire payloads of the TemPolor simulator: the status object and create-body checks.
 
-``status_body`` is shaped like the example in ``shared/reference/seeds/002_68d10e3fc03e3b8f.txt``;
-``validate_create`` answers useapi's 400 message for a bad create body (limits from
-``shared/reference/tempolor-useapi.md``; ``i3.5`` and ``i3.5 beta``, ``chords`` and ``chord``
-are both accepted, as the reference asks).
-"""
+``status_body`` is shaped like the example in the useapi.net "Check music generation
+status and results" page; ``validate_create`` answers useapi's 400 message for a bad
+create body (limits from useapi.net's TemPolor docs
+(https://useapi.net/docs/api-tempolor-v1); ``i3.5`` and ``i3.5 beta``, ``chords`` and
+``chord`` are both accepted, as the reference asks)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """A useapi.net TemPolor simulator: a Litestar app speaking the native wire format.
 
-For tests, the demo and benchmarks. It follows ``shared/reference/tempolor-useapi.md``:
+For tests, the demo and benchmarks. It follows useapi.net's TemPolor docs
+(https://useapi.net/docs/api-tempolor-v1):
 paths under ``/v1``, ``Authorization: Bearer <token>`` checked, the ``{"error", "code"}``
 envelope on every error, ``jobs`` arrays on create, status ``0`` (progress rising) then
 ``30`` (or ``10``), download URLs that expire after ``remainSeconds`` and that answer 404

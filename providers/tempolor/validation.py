@@ -1,13 +1,12 @@
 """Request checks for TemPolor (pure): what ``Provider.check`` rejects before any I/O.
 
-Limits come from useapi's TemPolor pages as summarized in
-``shared/reference/tempolor-useapi.md``: ``prompt`` <= 2000, ``lyrics`` <= 3000 (song
-models only), ``tonality`` one of 24 keys, ``bpm`` 50-190, ``chords`` <= 200 (instrumental
-models only), ``artistVoiceItemId`` / ``clonedVoiceItemId`` / ``midiItemId`` (song models
-only). A song model asked for ``instrumental: true`` is rejected naming the instrumental
-models, never silently turned into a song. Errors name the parameter as the client wrote
-it: ``tempolor.<field>`` for the native block.
-"""
+Limits come from useapi's TemPolor pages as summarized in useapi.net's TemPolor docs
+(https://useapi.net/docs/api-tempolor-v1): ``prompt`` <= 2000, ``lyrics`` <= 3000 (song
+models only), ``tonality`` one of 24 keys, ``bpm`` 50-190, ``chords`` <= 200
+(instrumental models only), ``artistVoiceItemId`` / ``clonedVoiceItemId`` /
+``midiItemId`` (song models only). A song model asked for ``instrumental: true`` is
+rejected naming the instrumental models, never silently turned into a song. Errors name
+the parameter as the client wrote it: ``tempolor.<field>`` for the native block."""
 
 from __future__ import annotations
 

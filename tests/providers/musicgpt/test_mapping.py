@@ -1,9 +1,9 @@
 """Unit tests of the pure MusicGPT mapping, from every example in the reference docs.
 
-Examples: ``shared/reference/musicgpt.md`` (create answer, merged byId shape, webhooks,
-error bodies, status list) and ``shared/reference/seeds/000_ed0d4b1171941e23.txt`` (the
-older single-output byId shape). The webhook generic payload is the docs' older page.
-"""
+Examples: MusicGPT's public API docs (https://docs.musicgpt.com) (create answer, merged
+byId shape, webhooks, error bodies, status list) and the docs' "Status Check" page
+(https://docs.musicgpt.com) (the older single-output byId shape). The webhook generic
+payload is the docs' older page."""
 
 from __future__ import annotations
 
