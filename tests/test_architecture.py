@@ -47,10 +47,61 @@ def _private_access(node: ast.Attribute) -> bool:
     return not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
 
 
+def _foreign_names(tree: ast.Module) -> set[str]:
+    """Names this module imports from outside the project."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] not in OURS:
+                names |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names - set(OURS)
+
+
+def _inherited_privates(tree: ast.Module, name: str) -> list[str]:
+    """``self._x`` in a class that subclasses a dependency's class, where ``_x`` is not
+    the class's own (assigned or defined in its body): a private attribute inherited
+    from the dependency."""
+    foreign = _foreign_names(tree)
+    found = []
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        roots = {ast.unparse(b).split(".")[0].split("[")[0] for b in cls.bases}
+        if not roots & foreign:
+            continue
+        own = {
+            t.attr
+            for n in ast.walk(cls)
+            if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+            if isinstance(t, ast.Attribute)
+        }
+        own |= {n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        own |= {
+            t.id
+            for n in cls.body
+            if isinstance(n, (ast.Assign, ast.AnnAssign))
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+            if isinstance(t, ast.Name)
+        }
+        for n in ast.walk(cls):
+            if (
+                isinstance(n, ast.Attribute)
+                and isinstance(n.value, ast.Name)
+                and n.value.id in ("self", "cls")
+                and n.attr.startswith("_")
+                and not n.attr.startswith("__")
+                and n.attr not in own
+            ):
+                found.append(f"{name}:{n.lineno}: {cls.name} uses inherited {n.attr}")
+    return found
+
+
 def find_internals(source: str, name: str = "<source>") -> list[str]:
     """Every private-module import and foreign private-attribute access in ``source``."""
-    found = []
-    for node in ast.walk(ast.parse(source, name)):
+    tree = ast.parse(source, name)
+    found = _inherited_privates(tree, name)
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if _private_module(node.module):
                 found.append(f"{name}:{node.lineno}: from {node.module} import")
@@ -74,6 +125,17 @@ def test_the_check_finds_internals() -> None:
     )
     assert len(find_internals(bad)) == 4
     assert find_internals("self._own = 1\ncls._cache\nfrom gateway.api import app\n") == []
+    subclass = (
+        "from redis.asyncio import BlockingConnectionPool\n"
+        "class Pool(BlockingConnectionPool):\n"
+        "    def __init__(self):\n"
+        "        self._mine = 1\n"
+        "    def get(self):\n"
+        "        return self._available_connections, self._mine, self._helper()\n"
+        "    def _helper(self):\n"
+        "        return 0\n"
+    )
+    assert find_internals(subclass) == ["<source>:6: Pool uses inherited _available_connections"]
 
 
 def test_no_dependency_internals() -> None:
