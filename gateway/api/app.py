@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import stamina
 import structlog
 from litestar import Litestar
 from litestar.config.app import AppConfig
@@ -128,17 +129,15 @@ class GatewayPlugin(InitPluginProtocol):
             await store.seed_key(raw)
 
     async def _seed_keys(self, store: Store) -> None:
-        """Seed bootstrap keys; while Redis is unreachable, keep trying in the background."""
-        delay = 0.5
-        while True:
-            await asyncio.sleep(delay)
-            try:
+        """Seed bootstrap keys; while Redis is unreachable, keep trying in the background
+        (every 0.5 s at first, backing off to every 10 s; stamina logs each retry)."""
+        retrying = stamina.retry_context(
+            on=RedisError, attempts=None, timeout=None, wait_initial=0.5, wait_max=10.0
+        )
+        async for attempt in retrying:
+            with attempt:
                 await self._seed_once(store)
-                log.info("keys_seeded")
-                return
-            except RedisError as exc:
-                log.warning("seed_keys_retry", error=type(exc).__name__, retry_in=delay)
-                delay = min(delay * 2, 10.0)
+        log.info("keys_seeded")
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         configure_logging(

@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import stamina
 import structlog
 from litestar import Litestar, Request, Response, get, post
 from litestar.params import FromPath
@@ -98,6 +99,10 @@ def _error(status: int, message: str | None = None, style: str = "error") -> Res
     text = message or _ERRORS.get(status, f"HTTP {status}")
     body = {"detail": text} if style == "detail" else {"success": False, style: text}
     return _json(body, status)
+
+
+class _Undelivered(Exception):
+    """The gateway answered a webhook with a non-2xx status (retried like a network error)."""
 
 
 class _Sim:
@@ -210,20 +215,29 @@ class _Sim:
             await self._deliver(job.webhook_url, payload)
 
     async def _deliver(self, url: str, payload: dict[str, Any]) -> None:
+        """POST one webhook; retried ``callback_retries`` times (0.05 s, doubling) on a
+        network error or a non-2xx answer."""
         body = msgspec.json.encode(payload)
-        for attempt in range(1 + max(0, self.config.callback_retries)):
-            self.stats["callback_attempts"] += 1
-            try:
-                if self.http is None or self.http.is_closed:
-                    self.http = httpx.AsyncClient(timeout=self.config.callback_timeout)
-                resp = await self.http.post(url, content=body, headers={"Content-Type": _JSON})
-                if resp.is_success:
-                    self.stats["callbacks_sent"] += 1
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05 * 2**attempt)
-        self.stats["callbacks_failed"] += 1
+        retrying = stamina.retry_context(
+            on=(httpx.HTTPError, _Undelivered),
+            attempts=1 + max(0, self.config.callback_retries),
+            timeout=None,
+            wait_initial=0.05,
+            wait_jitter=0.0,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    self.stats["callback_attempts"] += 1
+                    if self.http is None or self.http.is_closed:
+                        self.http = httpx.AsyncClient(timeout=self.config.callback_timeout)
+                    resp = await self.http.post(url, content=body, headers={"Content-Type": _JSON})
+                    if not resp.is_success:
+                        raise _Undelivered(resp.status_code)
+        except (httpx.HTTPError, _Undelivered):
+            self.stats["callbacks_failed"] += 1
+            return
+        self.stats["callbacks_sent"] += 1
 
     async def close(self) -> None:
         for task in list(self.tasks):

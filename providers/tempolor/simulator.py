@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import stamina
 from litestar import Litestar, Request, Response, get, post
 
 from providers.simulator_media import MP3_BYTES, PNG_BYTES, WAV_BYTES
@@ -43,6 +44,10 @@ from providers.tempolor.sim_payloads import SimJob, status_body, validate_create
 ENDPOINTS = ("create", "status", "download")
 MAX_JOBS_KEPT = 20_000
 _STYLES = ("Pop", "Orchestral", "Lo-fi", "Rock", "Electronic", "Jazz")
+
+
+class _Undelivered(Exception):
+    """The gateway answered a callback with 300 or above (retried like a network error)."""
 
 
 class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -268,20 +273,29 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
                 await deliver(job.body["replyUrl"], msgspec.json.encode(payload))
 
     async def deliver(url: str, payload: bytes) -> None:
+        """POST one callback; retried ``callback_retries`` times (0.05 s, doubling) on a
+        network error or an answer of 300 and above."""
         if sim.http is None:
             sim.http = httpx.AsyncClient(timeout=sim.config.callback_timeout)
-        for attempt in range(1 + max(0, sim.config.callback_retries)):
-            try:
-                resp = await sim.http.post(
-                    url, content=payload, headers={"Content-Type": "application/json"}
-                )
-                if resp.status_code < 300:
-                    sim.count("callbacks_sent")
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05 * (attempt + 1))
-        sim.count("callbacks_failed")
+        retrying = stamina.retry_context(
+            on=(httpx.HTTPError, _Undelivered),
+            attempts=1 + max(0, sim.config.callback_retries),
+            timeout=None,
+            wait_initial=0.05,
+            wait_jitter=0.0,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    resp = await sim.http.post(
+                        url, content=payload, headers={"Content-Type": "application/json"}
+                    )
+                    if resp.status_code >= 300:
+                        raise _Undelivered(resp.status_code)
+        except (httpx.HTTPError, _Undelivered):
+            sim.count("callbacks_failed")
+            return
+        sim.count("callbacks_sent")
 
     @post("/v1/tempolor/music/song", status_code=200)
     async def create_song(request: Request[Any, Any, Any]) -> Response[bytes]:
