@@ -13,7 +13,6 @@ fails with ``upstream_outcome_unknown`` after ``GATEWAY_UNKNOWN_OUTCOME_SECONDS`
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -33,7 +32,13 @@ from gateway.infra.errors import (
 from gateway.infra.log import bind
 from gateway.infra.resilience import CircuitBreaker, backoff, is_transient
 from gateway.jobs.core import JobCore
-from gateway.jobs.records import merge_snapshot, new_job_id
+from gateway.jobs.records import (
+    UNKNOWN_OUTCOME,
+    fingerprint,
+    merge_snapshot,
+    new_job_id,
+    outcome_unknown,
+)
 from gateway.notify.ssrf import check_webhook_url
 from gateway.store.keys import KeyRecord
 from gateway.store.limits import SLOT_MAX_AGE
@@ -49,34 +54,13 @@ from providers.base import (
     ProviderError,
     Snapshot,
     SubmitRequest,
-    UpstreamError,
     UpstreamRateLimited,
-    UpstreamTimeout,
 )
 
 log = structlog.get_logger("gateway.jobs.service")
 
 CREATE_RETRIES = 2  # extra attempts for a create that provably never left (connect failure)
-UNKNOWN_OUTCOME = "upstream_outcome_unknown"
 SUBMIT_GRACE = 120.0  # seconds a replay waits for a create under way (then: as stored)
-
-
-def fingerprint(req: Any) -> str:
-    """A digest of the decoded create request (key order and whitespace do not matter)."""
-    return hashlib.sha256(msgspec.json.encode(req, order="sorted")).hexdigest()
-
-
-def outcome_unknown(exc: ProviderError) -> bool:
-    """The create may have reached the provider, and its answer is lost: a timeout after
-    sending, a reset mid-answer, or a success status whose body we could not read."""
-    if not exc.sent:
-        return False
-    if isinstance(exc, UpstreamTimeout):
-        return True
-    status = exc.native_status
-    return isinstance(exc, UpstreamError) and (
-        status is None or (isinstance(status, int) and 200 <= status < 300)
-    )
 
 
 class Creates:

@@ -9,15 +9,49 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import msgspec
 import structlog
 from ulid import ULID
 
 from gateway.jobs.public import JobErrorInfo, MusicJob, OutputItem, Usage
 from gateway.store.store import JobRecord
-from providers.base import STATUS_RANK, JobError, JobRef, ModelSpec, Snapshot, is_final
+from providers.base import (
+    STATUS_RANK,
+    JobError,
+    JobRef,
+    ModelSpec,
+    ProviderError,
+    Snapshot,
+    UpstreamError,
+    UpstreamTimeout,
+    is_final,
+)
 
 log = structlog.get_logger("gateway.jobs.service")
+
+
+UNKNOWN_OUTCOME = "upstream_outcome_unknown"  # a create sent, its answer lost
+
+
+def fingerprint(req: Any) -> str:
+    """A digest of the decoded create request (key order and whitespace do not matter)."""
+    return hashlib.sha256(msgspec.json.encode(req, order="sorted")).hexdigest()
+
+
+def outcome_unknown(exc: ProviderError) -> bool:
+    """The create may have reached the provider, and its answer is lost: a timeout after
+    sending, a reset mid-answer, or a success status whose body we could not read."""
+    if not exc.sent:
+        return False
+    if isinstance(exc, UpstreamTimeout):
+        return True
+    status = exc.native_status
+    return isinstance(exc, UpstreamError) and (
+        status is None or (isinstance(status, int) and 200 <= status < 300)
+    )
 
 
 def new_job_id() -> str:

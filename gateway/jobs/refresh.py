@@ -20,8 +20,7 @@ from gateway.infra.errors import NotFound
 from gateway.infra.log import bind
 from gateway.infra.resilience import backoff, is_transient
 from gateway.jobs.core import Conflicted, JobCore
-from gateway.jobs.create import UNKNOWN_OUTCOME
-from gateway.jobs.records import job_ref
+from gateway.jobs.records import UNKNOWN_OUTCOME, job_ref
 from gateway.store.limits import Bucket, Grant
 from gateway.store.store import JobRecord, decode_job
 from providers.base import JobError, ModelSpec, Pollable, ProviderError, Snapshot, is_final
