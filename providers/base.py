@@ -95,11 +95,18 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
 @dataclass(frozen=True)
 class Catalog:
     """What a provider serves: its models, and its native request block (``musicgpt {}``),
-    whose Struct forbids unknown fields so a typo is a 400, never dropped."""
+    whose Struct forbids unknown fields so a typo is a 400, never dropped.
+
+    ``synchronous``: ``start`` runs the whole generation (seconds to minutes) and answers
+    ``Finished``; the gateway runs it on its generation worker, never inside a client's
+    request, at most ``concurrency`` at once (the provider's documented limit) unless
+    ``GATEWAY_CONCURRENCY`` says otherwise."""
 
     models: tuple[ModelSpec, ...]
     native_block: str
     options_type: type[msgspec.Struct]
+    synchronous: bool = False
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)

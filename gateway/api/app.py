@@ -80,7 +80,7 @@ class GatewayPlugin(InitPluginProtocol):
         pool, redis = connect(url, timeout=s.redis_timeout, max_connections=REDIS_POOL_SIZE)
         store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
         app.state.store = store
-        jobs = app.state.jobs = JobService(store, self.providers, s, self.metrics)
+        jobs = app.state.jobs = JobService(store, self.providers, s, self.metrics, redis_url=url)
         app.state.admission = Admission(jobs.limits, s)
         webhook_http = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False
@@ -101,6 +101,8 @@ class GatewayPlugin(InitPluginProtocol):
         workers = [asyncio.create_task(jobs.outbox.run(stop))]
         if s.background_refresh:
             workers.append(asyncio.create_task(Refresher(jobs).run(stop)))
+        if jobs.generations is not None:  # a synchronous provider is configured
+            workers.append(asyncio.create_task(jobs.generations.run(stop)))
         seeding: asyncio.Task[None] | None = None
         try:
             await self._seed_once(store)

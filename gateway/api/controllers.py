@@ -28,6 +28,7 @@ from gateway.api.errors import (
     error_spec,
 )
 from gateway.api.events import job_events
+from gateway.api.prefer import prefer_wait
 from gateway.api.responses import JSONBytes
 from gateway.api.schemas import (
     CallbackAck,
@@ -66,6 +67,20 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+Prefer = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Prefer",
+        required=False,
+        max_length=200,
+        description="RFC 7240. `wait=N`: answer once the job is final or after N seconds, "
+        "whichever comes first (default: GATEWAY_SYNC_WAIT, 300 s, for providers whose "
+        "answer is the audio itself; 0 for the others). `respond-async`: answer at once. "
+        "Whatever the wait, the job can be polled; the answer carries "
+        "`Preference-Applied`.",
+    ),
+]
+
 
 def music_handlers(request_type: type) -> list[Any]:
     """The two music routes for a create-request type built from the providers."""
@@ -93,6 +108,7 @@ def music_handlers(request_type: type) -> list[Any]:
         data: JSONBody[request_type],  # type: ignore[valid-type]
         request: Request[KeyRecord, str, State],
         idempotency_key: IdempotencyKey = None,
+        prefer: Prefer = None,
     ) -> Response[MusicJob]:
         """Route the request by ``model`` to its provider and start the job.
 
@@ -103,9 +119,12 @@ def music_handlers(request_type: type) -> list[Any]:
         # Strictly, again: the framework's pass converts "10" to 10 and "true" to True.
         data = decode_create(await request.body(), request_type)
         jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
-        record, replayed = await jobs.create(request.user, data, idempotency_key)
-        headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return JSONBytes(jobs.render(record), headers=headers)
+        wait, applied = prefer_wait(request.headers.getall("prefer", []))
+        record, replayed = await jobs.create(request.user, data, idempotency_key, wait)
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        if applied:
+            headers["Preference-Applied"] = applied
+        return JSONBytes(jobs.render(record), headers=headers or None)
 
     @get(
         "/v1/music/generate/{music_id:str}",

@@ -83,6 +83,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.generations_requeued = Counter(
+            "gateway_generations_requeued",
+            "Synchronous generations put back in the queue, by provider and reason "
+            "(concurrency_busy, rate, or the code of a request that never left).",
+            ["provider", "reason"],
+            registry=r,
+        )
         self.budget_denied = Counter(
             "gateway_upstream_budget_denied",
             "Refreshes skipped because the provider's shared status-call budget was spent.",

@@ -80,6 +80,18 @@ def _budgets(value: str | None) -> dict[str, float]:
     return budgets
 
 
+def _concurrency(value: str | None) -> dict[str, int]:
+    limits = {}
+    for part in _csv(value):
+        name, sep, number = part.partition("=")
+        if not sep or not number.strip().isdigit() or int(number) < 1:
+            raise ValueError(
+                f"GATEWAY_CONCURRENCY: expected provider=positive whole number, got {part!r}"
+            )
+        limits[name.strip()] = int(number)
+    return limits
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the gateway reads from its environment (names in brackets)."""
@@ -153,6 +165,22 @@ class Settings:
     gateway makes at most budget x (burst + T) / 60 status calls, so no minute sees more
     than budget x (1 + burst / 60)."""
 
+    sync_wait: float = 300.0
+    """[GATEWAY_SYNC_WAIT] Seconds a create for a synchronous provider (its answer is the
+    audio) waits for the result before answering the job as it stands (still queued or
+    in progress: poll it). RFC 7240 ``Prefer: wait=N`` sets it per request (for
+    asynchronous providers too, where the default is 0); ``Prefer: respond-async``
+    answers at once."""
+
+    concurrency: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """[GATEWAY_CONCURRENCY] Generations each synchronous provider may run at once across
+    all gateway processes, e.g. ``elevenlabs=2`` (leases in Redis). Unset for a provider:
+    its documented limit."""
+
+    worker_concurrency: int = 16
+    """[GATEWAY_WORKER_CONCURRENCY] Generations one gateway process's worker runs at once
+    (every process runs one worker; ``GATEWAY_CONCURRENCY`` caps them all together)."""
+
     background_refresh: bool = True
     """[GATEWAY_BACKGROUND_REFRESH] Refresh in-flight jobs on a schedule even when nobody
     polls them, so statuses advance and webhooks fire."""
@@ -211,6 +239,9 @@ class Settings:
             webhook_schedule=_schedule(env.get("GATEWAY_WEBHOOK_RETRY_SCHEDULE")),
             upstream_budgets=MappingProxyType(_budgets(env.get("GATEWAY_UPSTREAM_BUDGETS"))),
             upstream_burst_seconds=max(0.0, _float(env, "GATEWAY_UPSTREAM_BURST_SECONDS", 5.0)),
+            sync_wait=max(0.0, _float(env, "GATEWAY_SYNC_WAIT", 300.0)),
+            concurrency=MappingProxyType(_concurrency(env.get("GATEWAY_CONCURRENCY"))),
+            worker_concurrency=max(1, _count(env, "GATEWAY_WORKER_CONCURRENCY", 16)),
             background_refresh=_bool(env, "GATEWAY_BACKGROUND_REFRESH", True),
             callback_defer=_float(env, "GATEWAY_CALLBACK_DEFER", 30.0),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "info").lower(),

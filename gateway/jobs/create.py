@@ -32,6 +32,7 @@ from gateway.infra.errors import (
 from gateway.infra.log import bind
 from gateway.infra.resilience import CircuitBreaker, backoff, is_transient
 from gateway.jobs.core import JobCore
+from gateway.jobs.generate import Generations
 from gateway.jobs.records import (
     UNKNOWN_OUTCOME,
     fingerprint,
@@ -39,6 +40,7 @@ from gateway.jobs.records import (
     new_job_id,
     outcome_unknown,
 )
+from gateway.jobs.requests import dump_request
 from gateway.notify.ssrf import check_webhook_url
 from gateway.store.keys import KeyRecord
 from gateway.store.limits import SLOT_MAX_AGE
@@ -66,7 +68,8 @@ SUBMIT_GRACE = 120.0  # seconds a replay waits for a create under way (then: as 
 class Creates:
     """Starting jobs: validation and routing, the Idempotency-Key, the upstream create."""
 
-    def __init__(self, core: JobCore) -> None:
+    def __init__(self, core: JobCore, generations: Generations | None = None) -> None:
+        self.generations = generations
         self.core = core
         self.store = core.store
         self.settings = core.settings
@@ -174,7 +177,8 @@ class Creates:
             webhook_url=req.webhook_url,
             callback_token=token,
             refreshed_at=now,
-            submitting=True,
+            submitting=not provider.catalog.synchronous,
+            request=dump_request(submit) if provider.catalog.synchronous else None,
         )
         # The record exists before the upstream call: no job is ever lost in between. One
         # round trip, all or nothing: the record, its place on the refresh schedule (so
@@ -208,8 +212,35 @@ class Creates:
             )
         bind(job_id=job_id)
         self.metrics.jobs_created.labels(spec.provider).inc()
+        if provider.catalog.synchronous:  # the generation worker runs it, off the request
+            breaker.release_trial()
+            return await self._enqueue(record), False
         done = await self._submit(record, opened.raw, provider, submit, breaker, idempotency_key)
         return done, False
+
+    async def _enqueue(self, record: JobRecord) -> JobRecord:
+        """Hand a synchronous job to the generation worker. If the queue cannot take it,
+        nothing was sent: the job fails and the create answers 503."""
+        try:
+            if self.generations is None:
+                raise RuntimeError("no generation worker in this process")
+            await self.generations.enqueue(record.id)
+        except Exception as exc:
+            log.error("generation_enqueue_failed", job_id=record.id, error=type(exc).__name__)
+            error = JobError(code="worker_unavailable", message="The generation queue is down.")
+            failed = msgspec.structs.replace(
+                record,
+                status="failed",
+                error=error,
+                answer_status=503,
+                submitting=False,
+                updated_at=time.time(),
+                version=record.version + 1,
+            )
+            await self.store.put_job(failed, zsets=self.core.follow()(record.status, failed))
+            await self.core.changed(record.status, failed, notify=False)
+            raise _replayed_error(failed) from exc
+        return record
 
     async def _submit(
         self,

@@ -71,7 +71,7 @@ class Refreshes:
         bind(job_id=job_id, provider=record.provider, model=record.model)
         now = time.time()
         if record.native_id is None and not is_final(record.status):
-            if now - record.created_at >= self.settings.unknown_outcome_seconds:
+            if now >= self.expiry(record):
                 return await self.expire_unknown(record), False
             return record, False
         if not self._due(record, now):
@@ -96,7 +96,7 @@ class Refreshes:
             return
         now = time.time()
         if record.native_id is None:
-            deadline = record.created_at + self.settings.unknown_outcome_seconds
+            deadline = self.expiry(record)
             if now >= deadline:
                 await self.expire_unknown(record)
             else:
@@ -107,6 +107,12 @@ class Refreshes:
             return
         await self._refresh_once(record)
 
+    def expiry(self, record: JobRecord) -> float:
+        """When a job without a native id is given up: a lost create's answer waits for
+        a callback from its creation; a synchronous job from its last attempt."""
+        since = record.refreshed_at if record.request is not None else record.created_at
+        return since + self.settings.unknown_outcome_seconds
+
     async def expire_unknown(self, record: JobRecord) -> JobRecord:
         """Fail a job whose create never got an answer nor a callback in time."""
 
@@ -116,7 +122,9 @@ class Refreshes:
             current.status = "failed"
             current.error = JobError(
                 code=UNKNOWN_OUTCOME,
-                message="The provider never confirmed this job (its create answer was lost "
+                message=_SYNC_LOST
+                if current.request is not None
+                else "The provider never confirmed this job (its create answer was lost "
                 "and no callback came); it was not sent again.",
             )
             current.updated_at = time.time()
@@ -277,3 +285,9 @@ class Refreshes:
         if self.settings.background_refresh and not is_final(record.status):
             await self.store.schedule(record.id, time.time() + wait)
         return record, True
+
+
+_SYNC_LOST = (
+    "The generation never finished in time (its worker stopped or the queue lost it); "
+    "it was not sent again."
+)

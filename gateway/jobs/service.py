@@ -19,6 +19,8 @@ provider's callback and fails with ``upstream_outcome_unknown`` after a bounded 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,13 +29,15 @@ from gateway.infra.settings import Settings
 from gateway.jobs.callbacks import Callbacks
 from gateway.jobs.core import JobCore
 from gateway.jobs.create import Creates
+from gateway.jobs.generate import Generations
 from gateway.jobs.notify import Notifier
 from gateway.jobs.records import to_public
 from gateway.jobs.refresh import Refreshes
+from gateway.jobs.sink import ArtefactSink
 from gateway.notify.webhooks import WebhookOutbox
 from gateway.store.keys import KeyRecord
 from gateway.store.store import JobRecord, Store
-from providers.base import ModelSpec, Provider, SubmitRequest
+from providers.base import ModelSpec, Provider, SubmitRequest, is_final
 
 __all__ = ["JobService", "to_public"]
 
@@ -47,10 +51,20 @@ class JobService:
         providers: list[Provider],
         settings: Settings,
         metrics: Metrics | None = None,
+        *,
+        redis_url: str | None = None,
+        sink: ArtefactSink | None = None,
     ) -> None:
         self.notifier = Notifier(store)
         self.core = core = JobCore(store, providers, settings, metrics or Metrics(), self.notifier)
-        self.creates = Creates(core)
+        # Synchronous providers' generations: a SAQ queue on the same Redis (when known).
+        synchronous = any(p.catalog.synchronous for p in providers)
+        self.generations = (
+            Generations(core, redis_url, sink or ArtefactSink())
+            if redis_url and synchronous
+            else None
+        )
+        self.creates = Creates(core, self.generations)
         self.refreshes = Refreshes(core)
         self.callbacks = Callbacks(core)
         self.store, self.settings, self.metrics = store, settings, core.metrics
@@ -76,9 +90,36 @@ class JobService:
         return self.creates.resolve(req)
 
     async def create(
-        self, key: KeyRecord, req: Any, idempotency_key: str | None = None
+        self,
+        key: KeyRecord,
+        req: Any,
+        idempotency_key: str | None = None,
+        wait: float | None = None,
     ) -> tuple[JobRecord, bool]:
-        return await self.creates.create(key, req, idempotency_key)
+        """Start a job; then wait up to ``wait`` seconds for it to be final (None: the
+        default, ``GATEWAY_SYNC_WAIT`` for a synchronous provider, 0 otherwise)."""
+        record, replayed = await self.creates.create(key, req, idempotency_key)
+        if wait is None:
+            provider = self.providers.get(record.provider)
+            synchronous = provider is not None and provider.catalog.synchronous
+            wait = self.settings.sync_wait if synchronous else 0.0
+        if wait > 0 and not is_final(record.status):
+            record = await self.wait_final(key.id, record, wait)
+        return record, replayed
+
+    async def wait_final(self, owner: str, record: JobRecord, wait: float) -> JobRecord:
+        """The job once final, or as it stands after ``wait`` seconds. Reads go through
+        ``get`` (a job a provider keeps is refreshed within the usual policy)."""
+        deadline = time.monotonic() + wait
+        delay = 0.02
+        while not is_final(record.status):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 1.5, 0.5)
+            record, _ = await self.get(owner, record.id)
+        return record
 
     async def load(self, owner: str, job_id: str) -> JobRecord:
         return await self.refreshes.load(owner, job_id)

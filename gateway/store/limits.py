@@ -74,6 +74,25 @@ end
 """
 
 
+# A lease among ``limit`` holders of one key (a provider's concurrent generations, shared
+# by every process): members scored by their expiry; expired ones drop out, so a holder
+# that died frees its place after ``ttl``. Returns {1, 0} when held (or renewed), {0,
+# seconds until the first lease expires} when all are taken.
+LEASE_LUA = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  redis.call('EXPIRE', KEYS[1], math.ceil(ttl) + 1)
+  return {1, '0'}
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tostring(math.max(0, tonumber(first[2]) - now))}
+"""
+
+
 class Grant(NamedTuple):
     allowed: bool
     retry_after: float  # seconds until one token is back (0 when allowed)
@@ -100,6 +119,7 @@ class Limits:
         self.prefix = prefix
         self.redis = redis
         self._take = redis.register_script(_TAKE)
+        self._lease = redis.register_script(LEASE_LUA)
 
     def bucket_key(self, bucket: str) -> str:
         return f"{self.prefix}bucket:{bucket}"
@@ -120,3 +140,16 @@ class Limits:
             keys=[bucket.key], args=[bucket.capacity, bucket.per_second, bucket.cost]
         )
         return Grant.parse(reply)
+
+    def lease_key(self, name: str) -> str:
+        """The sorted set of ``name``'s current lease holders (member: job id)."""
+        return f"{self.prefix}lease-set:{name}"
+
+    async def lease(self, name: str, member: str, *, limit: int, ttl: float) -> tuple[bool, float]:
+        """Hold (or renew) one of ``limit`` leases on ``name`` for ``ttl`` seconds. Returns
+        (held, seconds until a place may free up when not held)."""
+        held, wait = await self._lease(keys=[self.lease_key(name)], args=[member, limit, ttl])
+        return bool(held), float(wait)
+
+    async def release(self, name: str, member: str) -> None:
+        await self.redis.zrem(self.lease_key(name), member)

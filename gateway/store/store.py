@@ -87,6 +87,11 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
     answer_status: int | None = None  # HTTP status of a create that failed (replayed)
     submitting: bool = False  # the upstream create is under way
     version: int = 0  # bumped on every snapshot merge (optimistic concurrency)
+    # A synchronous provider's job, run by the generation worker: the normalized request
+    # it runs (msgpack), and when an attempt began the upstream call (None: not yet, so a
+    # retry after a crash may run it; set: it may have been sent, never run it again).
+    request: bytes | None = None
+    started_at: float | None = None
 
 
 _job_encoder = msgspec.msgpack.Encoder()

@@ -239,13 +239,22 @@ class SyncEchoProvider:
     """Synchronous: ``start`` is the whole generation; no ``fetch``, no ``callback``."""
 
     name = "echo-sync"
-    catalog = Catalog(models=SYNC_MODELS, native_block="echo_sync", options_type=SyncEchoOptions)
+    catalog = Catalog(
+        models=SYNC_MODELS,
+        native_block="echo_sync",
+        options_type=SyncEchoOptions,
+        synchronous=True,
+        concurrency=2,
+    )
     credentials = (Credential("ECHO_SYNC_KEY"),)
     state_type = NoState
 
     def __init__(self) -> None:
         self.calls = {"submit": 0}
         self.closed_streams = 0
+        self.rate_limited = 0  # the next N starts answer 429 (retry after 0.1 s)
+        self.gate: asyncio.Event | None = None  # starts wait for it when set
+        self.in_flight = self.max_in_flight = 0
 
     @property
     def configured(self) -> bool:
@@ -257,6 +266,16 @@ class SyncEchoProvider:
 
     async def start(self, req: SubmitRequest[SyncEchoOptions]) -> Finished:
         self.calls["submit"] += 1
+        if self.rate_limited > 0:
+            self.rate_limited -= 1
+            raise UpstreamRateLimited("too many concurrent", provider=self.name, retry_after=0.1)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+        finally:
+            self.in_flight -= 1
         native = f"sync-{self.calls['submit']}"
         artefact = Artefact(
             index=0,

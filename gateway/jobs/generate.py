@@ -1,0 +1,284 @@
+"""The generation worker: synchronous providers' ``start`` runs here, never in a request.
+
+A create for a synchronous provider (``Catalog.synchronous``) stores its job, queued and
+with its normalized request, and enqueues one SAQ job on a Redis queue that every gateway
+process shares; every process runs a SAQ worker. One attempt at a job:
+
+1. The job is final or gone: nothing to do.
+2. ``started_at`` is set: an earlier attempt began the upstream call and its worker died
+   (SAQ's sweep hands the job back once its heartbeat lapses). The request may have
+   reached the provider: the job fails ``upstream_outcome_unknown``, never sent again.
+3. A lease among the provider's concurrency (``GATEWAY_CONCURRENCY``, Redis, shared by
+   every process). None free: the job is enqueued again for when one may free up, and
+   stays ``queued``.
+4. ``started_at`` is written (compare-and-set) before the upstream call; a heartbeat
+   touches the SAQ job and renews the lease while the call runs.
+5. ``start``: ``Finished`` → the artefacts are stored → ``completed``. A rate limit (429):
+   nothing was created upstream, so ``started_at`` is cleared and the job is enqueued
+   again with backoff, still ``queued``. A request that provably never left (connect
+   failure): the same, a bounded number of times. Any other failure fails the job with
+   its code; a lost answer with ``upstream_outcome_unknown``.
+
+The background refresher is the last safety net: a synchronous job not final within
+``GATEWAY_UNKNOWN_OUTCOME_SECONDS`` of its last attempt is failed the same way.
+
+Usage (the app's lifespan)::
+
+    generations = Generations(core, redis_url)
+    task = asyncio.create_task(generations.run(stop))     # stop.set() to end
+    await generations.enqueue(job_id)                      # after the record is stored
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import saq
+import structlog
+
+from gateway.jobs.core import JobCore
+from gateway.jobs.records import UNKNOWN_OUTCOME, merge_snapshot, outcome_unknown
+from gateway.jobs.requests import load_request
+from gateway.jobs.sink import ArtefactSink
+from gateway.store.store import JobRecord
+from providers.base import (
+    Finished,
+    JobError,
+    Pending,
+    Provider,
+    ProviderError,
+    Snapshot,
+    UpstreamRateLimited,
+    is_final,
+)
+
+log = structlog.get_logger("gateway.jobs.generate")
+
+HEARTBEAT = 10.0  # seconds between heartbeats of a running generation
+LAPSE = 3 * HEARTBEAT  # a generation silent this long is taken for dead (swept, retried)
+NEVER_LEFT_RETRIES = 3  # attempts again for a request that provably never left
+DEFAULT_CONCURRENCY = 4  # a synchronous provider that documents no limit
+BUSY_RETRY = 1.0  # seconds at most before a job that found no free place tries again
+SHUTDOWN_GRACE = 5.0  # seconds a stopping process lets its generations finish
+
+
+class _Worker(saq.Worker):
+    """A SAQ worker that leaves the process's signals to its server (``SIGNALS`` is
+    SAQ's documented list of signals a worker handles itself)."""
+
+    SIGNALS = ()  # type: ignore[assignment]
+
+
+class Generations:
+    """Enqueues synchronous generations and runs them (one worker per process)."""
+
+    def __init__(self, core: JobCore, redis_url: str, sink: ArtefactSink) -> None:
+        self.core = core
+        self.sink = sink
+        self.queue = saq.Queue.from_url(redis_url, name=f"{core.settings.redis_prefix}generate")
+        self.heartbeat = HEARTBEAT
+        self._running = 0  # attempts under way in this process
+
+    def limit(self, provider: Provider) -> int:
+        configured = self.core.settings.concurrency.get(provider.name)
+        return configured or provider.catalog.concurrency or DEFAULT_CONCURRENCY
+
+    async def enqueue(self, job_id: str, *, delay: float = 0.0, attempt: int = 0) -> None:
+        """Queue one attempt at ``job_id`` (``delay`` seconds from now)."""
+        await self.queue.enqueue(
+            saq.Job(
+                "generate",
+                kwargs={"job_id": job_id, "attempt": attempt},
+                key=f"{job_id}:{attempt}",
+                timeout=0,  # the provider's own timeouts bound the call
+                heartbeat=int(LAPSE),
+                retries=2,  # a swept attempt comes back to ``generate``, which decides
+                scheduled=int(time.time() + delay) if delay > 0 else 0,
+                ttl=3600,
+            )
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set: the SAQ worker, and a sweep of lapsed attempts
+        (SAQ's own sweep runs once a minute at most; this one every heartbeat)."""
+        await self.queue.connect()
+        worker = _Worker(
+            self.queue,
+            functions=[("generate", self._generate)],
+            concurrency=self.core.settings.worker_concurrency,
+            timers={"sweep": 3600},
+        )
+        runner = asyncio.create_task(worker.start())
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.heartbeat)
+                if not stop.is_set():
+                    with contextlib.suppress(Exception):  # logged by SAQ; next round
+                        await self.queue.sweep(lock=max(1, int(self.heartbeat)))
+        finally:
+            # Generations under way may finish (up to SHUTDOWN_GRACE); idle dequeues end
+            # at once. One cancelled mid-call is failed, never re-sent, by the next try.
+            deadline = time.monotonic() + SHUTDOWN_GRACE
+            while self._running and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await worker.stop()
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runner
+            await self.queue.disconnect()
+
+    # -------------------------------------------------------------------- one attempt
+
+    async def _generate(self, ctx: dict[str, Any], *, job_id: str, attempt: int = 0) -> None:
+        self._running += 1
+        try:
+            await self._one(ctx, job_id, attempt)
+        finally:
+            self._running -= 1
+
+    async def _one(self, ctx: dict[str, Any], job_id: str, attempt: int) -> None:
+        record = await self.core.store.get_job(job_id)
+        if record is None or is_final(record.status) or record.request is None:
+            return
+        structlog.contextvars.bind_contextvars(job_id=job_id, provider=record.provider)
+        if record.started_at is not None:  # an attempt died after it may have sent
+            await self._fail(record, JobError(code=UNKNOWN_OUTCOME, message=_DIED))
+            return
+        provider = self.core.providers[record.provider]
+        held, wait = await self.core.limits.lease(
+            record.provider, job_id, limit=self.limit(provider), ttl=LAPSE
+        )
+        if not held:  # try again soon: a place frees up when another generation ends
+            await self._again(record, min(max(wait, 0.2), BUSY_RETRY), attempt, "concurrency_busy")
+            return
+        beat = asyncio.create_task(self._beat(ctx["job"], record.provider, job_id, provider))
+        try:
+            await self._attempt(record, provider, attempt)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            await self.core.limits.release(record.provider, job_id)
+
+    async def _attempt(self, record: JobRecord, provider: Provider, attempt: int) -> None:
+        begun = await self._mark_started(record)
+        if begun is None:
+            return
+        spec = self.core.catalog[begun.model]
+        req = load_request(begun, spec, provider)
+        try:
+            with self.core.metrics.upstream(provider.name, "submit"):
+                started = await provider.start(req)
+        except UpstreamRateLimited as exc:  # answered: nothing was created upstream
+            await self._again(begun, exc.retry_after or 2.0 * (attempt + 1), attempt, "rate")
+            return
+        except ProviderError as exc:
+            if not exc.sent and attempt < NEVER_LEFT_RETRIES:
+                await self._again(begun, 0.5 * (attempt + 1), attempt, exc.code)
+                return
+            code = UNKNOWN_OUTCOME if outcome_unknown(exc) else exc.code
+            await self._fail(begun, JobError(code=code, message=exc.message))
+            return
+        try:
+            snapshot = await self._finish(begun, started, req.format)
+        except ProviderError as exc:  # storing the artefacts failed
+            await self._fail(begun, JobError(code=exc.code, message=exc.message))
+            return
+        native = started.native_id if isinstance(started, (Finished, Pending)) else None
+        await self._store(begun, snapshot, native)
+
+    async def _finish(self, record: JobRecord, started: Pending | Finished, fmt: str) -> Snapshot:
+        if isinstance(started, Pending):  # a synchronous provider answered as async
+            return Snapshot(
+                status="failed",
+                error=JobError(code="upstream_error", message=_PENDING),
+            )
+        outputs = await self.sink.store_all(record, started, fmt)
+        return Snapshot(status="completed", progress=100, outputs=outputs)
+
+    # -------------------------------------------------------------------- the record
+
+    async def _mark_started(self, record: JobRecord) -> JobRecord | None:
+        """``started_at`` and ``in_progress``, written before the upstream call; None
+        when another attempt got there first."""
+        now = time.time()
+
+        def apply(current: JobRecord) -> JobRecord | None:
+            if current.started_at is not None or is_final(current.status):
+                return None
+            current.started_at = now
+            current.status = "in_progress"
+            current.updated_at = current.refreshed_at = now
+            current.version += 1
+            return current
+
+        done = await self.core.store.update_job(record.id, apply, follow=self._deadline())
+        if done is None or done.record.started_at != now:
+            return None
+        await self.core.changed(done.before, done.record)
+        return done.record
+
+    async def _again(self, record: JobRecord, delay: float, attempt: int, why: str) -> None:
+        """Back in the queue in ``delay`` seconds, ``queued`` (nothing was sent)."""
+
+        def apply(current: JobRecord) -> JobRecord | None:
+            if is_final(current.status):
+                return None
+            current.started_at = None
+            current.status = "queued"
+            current.refreshed_at = time.time()
+            current.version += 1
+            return current
+
+        await self.core.store.update_job(record.id, apply, follow=self._deadline(delay))
+        log.info("generation_requeued", job_id=record.id, reason=why, delay=round(delay, 2))
+        self.core.metrics.generations_requeued.labels(record.provider, why).inc()
+        await self.enqueue(record.id, delay=delay, attempt=attempt + 1)
+
+    async def _fail(self, record: JobRecord, error: JobError) -> None:
+        await self._store(record, Snapshot(status="failed", error=error), None)
+
+    async def _store(self, record: JobRecord, snap: Snapshot, native_id: str | None) -> None:
+        """Merge the attempt's outcome into the job (unless it is final already)."""
+
+        def apply(job: JobRecord) -> JobRecord | None:
+            if is_final(job.status):
+                return None
+            if native_id and not job.native_id:
+                job.native_id, job.native_ids = native_id, [native_id]
+            return merge_snapshot(job, snap, time.time())
+
+        done = await self.core.store.update_job(record.id, apply, follow=self.core.follow())
+        if done is not None and done.record is not None:
+            if done.record.status == "failed" and snap.error is not None:
+                log.warning("generation_failed", job_id=record.id, error=snap.error.code)
+            await self.core.changed(done.before, done.record)
+
+    def _deadline(self, delay: float = 0.0) -> Any:
+        """The refresher's safety net, written with every attempt's record change."""
+        deadline = time.time() + delay + self.core.settings.unknown_outcome_seconds
+        due = self.core.store.due_key
+
+        def ops(before: str, after: JobRecord) -> list[tuple[str, str, float | None]]:
+            return [(due, after.id, None if is_final(after.status) else deadline)]
+
+        return ops
+
+    async def _beat(self, job: saq.Job, provider: str, job_id: str, p: Provider) -> None:
+        """Touch the SAQ job and renew the lease while the upstream call runs."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            with contextlib.suppress(Exception):  # a missed beat is retried next time
+                await job.update()
+                await self.core.limits.lease(provider, job_id, limit=self.limit(p), ttl=LAPSE)
+
+
+_DIED = (
+    "The gateway process running this generation stopped after the request may have "
+    "reached the provider; it was not sent again."
+)
+_PENDING = "The provider answered a synchronous generation with a job to follow."
