@@ -181,6 +181,12 @@ class Settings:
     """[GATEWAY_WORKER_CONCURRENCY] Generations one gateway process's worker runs at once
     (every process runs one worker; ``GATEWAY_CONCURRENCY`` caps them all together)."""
 
+    worker_heartbeat: float = 10.0
+    """[GATEWAY_WORKER_HEARTBEAT] Seconds between heartbeats of a running generation. One
+    silent for three heartbeats is taken for dead (its process stopped): its job is
+    handed back and, as the request may have reached the provider, failed
+    ``upstream_outcome_unknown`` rather than sent again."""
+
     background_refresh: bool = True
     """[GATEWAY_BACKGROUND_REFRESH] Refresh in-flight jobs on a schedule even when nobody
     polls them, so statuses advance and webhooks fire."""
@@ -242,6 +248,7 @@ class Settings:
             sync_wait=max(0.0, _float(env, "GATEWAY_SYNC_WAIT", 300.0)),
             concurrency=MappingProxyType(_concurrency(env.get("GATEWAY_CONCURRENCY"))),
             worker_concurrency=max(1, _count(env, "GATEWAY_WORKER_CONCURRENCY", 16)),
+            worker_heartbeat=max(0.2, _float(env, "GATEWAY_WORKER_HEARTBEAT", 10.0)),
             background_refresh=_bool(env, "GATEWAY_BACKGROUND_REFRESH", True),
             callback_defer=_float(env, "GATEWAY_CALLBACK_DEFER", 30.0),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "info").lower(),

@@ -57,8 +57,7 @@ from providers.base import (
 
 log = structlog.get_logger("gateway.jobs.generate")
 
-HEARTBEAT = 10.0  # seconds between heartbeats of a running generation
-LAPSE = 3 * HEARTBEAT  # a generation silent this long is taken for dead (swept, retried)
+LAPSES = 3  # heartbeats a generation may miss before it is taken for dead (swept)
 NEVER_LEFT_RETRIES = 3  # attempts again for a request that provably never left
 DEFAULT_CONCURRENCY = 4  # a synchronous provider that documents no limit
 BUSY_RETRY = 1.0  # seconds at most before a job that found no free place tries again
@@ -79,7 +78,8 @@ class Generations:
         self.core = core
         self.sink = sink
         self.queue = saq.Queue.from_url(redis_url, name=f"{core.settings.redis_prefix}generate")
-        self.heartbeat = HEARTBEAT
+        self.heartbeat = core.settings.worker_heartbeat
+        self.lapse = max(1.0, LAPSES * self.heartbeat)  # seconds of silence: dead
         self._running = 0  # attempts under way in this process
 
     def limit(self, provider: Provider) -> int:
@@ -94,7 +94,7 @@ class Generations:
                 kwargs={"job_id": job_id, "attempt": attempt},
                 key=f"{job_id}:{attempt}",
                 timeout=0,  # the provider's own timeouts bound the call
-                heartbeat=int(LAPSE),
+                heartbeat=max(1, round(self.lapse)),
                 retries=2,  # a swept attempt comes back to ``generate``, which decides
                 scheduled=int(time.time() + delay) if delay > 0 else 0,
                 ttl=3600,
@@ -102,23 +102,19 @@ class Generations:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set: the SAQ worker, and a sweep of lapsed attempts
-        (SAQ's own sweep runs once a minute at most; this one every heartbeat)."""
+        """Work until ``stop`` is set. SAQ's sweep hands back attempts whose heartbeat
+        lapsed; it runs every heartbeat (at least 1 s) and, as SAQ does, takes a lock for
+        as long across processes."""
         await self.queue.connect()
         worker = _Worker(
             self.queue,
             functions=[("generate", self._generate)],
             concurrency=self.core.settings.worker_concurrency,
-            timers={"sweep": 3600},
+            timers={"sweep": max(1, round(self.heartbeat))},
         )
         runner = asyncio.create_task(worker.start())
         try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.heartbeat)
-                if not stop.is_set():
-                    with contextlib.suppress(Exception):  # logged by SAQ; next round
-                        await self.queue.sweep(lock=max(1, int(self.heartbeat)))
+            await stop.wait()
         finally:
             # Generations under way may finish (up to SHUTDOWN_GRACE); idle dequeues end
             # at once. One cancelled mid-call is failed, never re-sent, by the next try.
@@ -150,7 +146,7 @@ class Generations:
             return
         provider = self.core.providers[record.provider]
         held, wait = await self.core.limits.lease(
-            record.provider, job_id, limit=self.limit(provider), ttl=LAPSE
+            record.provider, job_id, limit=self.limit(provider), ttl=self.lapse
         )
         if not held:  # try again soon: a place frees up when another generation ends
             await self._again(record, min(max(wait, 0.2), BUSY_RETRY), attempt, "concurrency_busy")
@@ -274,7 +270,7 @@ class Generations:
             await asyncio.sleep(self.heartbeat)
             with contextlib.suppress(Exception):  # a missed beat is retried next time
                 await job.update()
-                await self.core.limits.lease(provider, job_id, limit=self.limit(p), ttl=LAPSE)
+                await self.core.limits.lease(provider, job_id, limit=self.limit(p), ttl=self.lapse)
 
 
 _DIED = (
