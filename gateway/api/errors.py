@@ -11,8 +11,10 @@ Exception tree (ours; provider failures come from ``providers.base.ProviderError
      ├── InvalidRequest          400 (validation_error, unknown_parameter, unknown_model,
      │                                unsupported_parameter, invalid_json, ...)
      ├── Unauthorized            401 missing_api_key | invalid_api_key
+     ├── Forbidden               403 invalid_signature | url_expired (download URLs)
      ├── NotFound                404 not_found
      ├── Conflict                409 idempotency_conflict | request_in_progress
+     ├── RangeNotSatisfiable     416 range_not_satisfiable (with Content-Range)
      ├── TooManyRequests         429 rate_limited | too_many_jobs (with Retry-After)
      └── ServiceUnavailable      503 store_unavailable | provider_not_configured |
                                      provider_unavailable (circuit open, Retry-After)

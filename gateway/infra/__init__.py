@@ -1,2 +1,2 @@
-"""Cross-cutting infrastructure: settings, logging, metrics, the resilience policy and the
-gateway's error tree."""
+"""Cross-cutting infrastructure: settings, logging, metrics, the resilience policy, the
+gateway's error tree and audio format conversion."""

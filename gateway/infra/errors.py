@@ -7,8 +7,10 @@ envelope. Provider failures come from ``providers.base.ProviderError`` instead::
      ├── InvalidRequest          400 (validation_error, unknown_parameter, unknown_model,
      │                                unsupported_parameter, invalid_json, ...)
      ├── Unauthorized            401 missing_api_key | invalid_api_key
+     ├── Forbidden               403 invalid_signature | url_expired (download URLs)
      ├── NotFound                404 not_found
      ├── Conflict                409 idempotency_conflict | request_in_progress
+     ├── RangeNotSatisfiable     416 range_not_satisfiable (with Content-Range)
      ├── TooManyRequests         429 rate_limited | too_many_jobs (with Retry-After)
      └── ServiceUnavailable      503 store_unavailable | provider_not_configured |
                                      provider_unavailable (circuit open, Retry-After)
@@ -56,6 +58,11 @@ class Unauthorized(GatewayError):
     code = "invalid_api_key"
 
 
+class Forbidden(GatewayError):
+    status_code = 403
+    code = "invalid_signature"
+
+
 class NotFound(GatewayError):
     status_code = 404
     code = "not_found"
@@ -64,6 +71,19 @@ class NotFound(GatewayError):
 class Conflict(GatewayError):
     status_code = 409
     code = "idempotency_conflict"
+
+
+class RangeNotSatisfiable(GatewayError):
+    """A ``Range`` outside the object: answered with ``Content-Range: bytes */{size}``."""
+
+    status_code = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"The requested range is outside the object's {size} bytes.",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
 
 
 class TooManyRequests(GatewayError):

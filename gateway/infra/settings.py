@@ -20,6 +20,9 @@ from types import MappingProxyType
 
 _DAY = 86_400
 
+#: Environment names whose values are secrets whatever the providers declare.
+SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GATEWAY_ARTEFACT_SECRET")
+
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
@@ -63,6 +66,22 @@ def _schedule(value: str | None) -> tuple[float, ...]:
     if not delays or any(d < 0 for d in delays):
         raise ValueError("GATEWAY_WEBHOOK_RETRY_SCHEDULE: comma-separated seconds >= 0")
     return delays
+
+
+def _store_url(value: str | None) -> str | None:
+    """``GATEWAY_ARTEFACT_STORE``: unset, ``file:///absolute/path`` or ``s3://bucket/prefix``."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    scheme, sep, rest = raw.partition("://")
+    scheme = scheme.lower()
+    if sep and scheme == "file" and rest.startswith("/"):
+        return "file://" + rest.rstrip("/")
+    if sep and scheme == "s3" and rest.split("/", 1)[0]:
+        return "s3://" + rest.rstrip("/")
+    raise ValueError(
+        f"GATEWAY_ARTEFACT_STORE must be file:///absolute/path or s3://bucket/prefix, got {raw!r}"
+    )
 
 
 def _budgets(value: str | None) -> dict[str, float]:
@@ -204,6 +223,23 @@ class Settings:
     """[GATEWAY_WEBHOOK_ALLOW_PRIVATE] Allow ``webhook_url`` on http and on loopback,
     private or link-local addresses (local development only; SSRF protection off)."""
 
+    artefact_store: str | None = None
+    """[GATEWAY_ARTEFACT_STORE] Where stored artefacts (audio) live. Unset: the folder
+    ``artefacts/`` under ``data_dir``; ``file:///abs/path``: that folder;
+    ``s3://bucket/prefix``: an S3 bucket, or an S3-compatible server, configured by the
+    standard ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+    ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``) and ``AWS_ENDPOINT_URL`` (an ``http://``
+    endpoint is allowed)."""
+
+    artefact_secret: str | None = None
+    """[GATEWAY_ARTEFACT_SECRET] Key of the HMAC-SHA256 signing the download URLs the
+    gateway serves (a file store). Unset: a random key made once and kept in Redis
+    (``{prefix}artefact:secret``), so every replica and every restart shares it."""
+
+    artefact_url_ttl: float = 3600.0
+    """[GATEWAY_ARTEFACT_URL_TTL] Seconds a download URL of a stored artefact stays valid
+    (default one hour); a job read later is answered with fresh URLs."""
+
     log_level: str = "info"
     """[GATEWAY_LOG_LEVEL] debug | info | warning | error."""
 
@@ -224,6 +260,9 @@ class Settings:
         log_format = env.get("GATEWAY_LOG_FORMAT", "auto").strip().lower() or "auto"
         if log_format not in {"auto", "json", "console"}:
             raise ValueError("GATEWAY_LOG_FORMAT must be json, console or auto")
+        url_ttl = _float(env, "GATEWAY_ARTEFACT_URL_TTL", 3600.0)
+        if url_ttl <= 0:
+            raise ValueError("GATEWAY_ARTEFACT_URL_TTL must be a positive number of seconds")
         return cls(
             redis_url=(env.get("REDIS_URL") or "").strip() or None,
             data_dir=Path(env.get("GATEWAY_DATA_DIR") or ".data"),
@@ -251,16 +290,19 @@ class Settings:
             worker_heartbeat=max(0.2, _float(env, "GATEWAY_WORKER_HEARTBEAT", 10.0)),
             background_refresh=_bool(env, "GATEWAY_BACKGROUND_REFRESH", True),
             callback_defer=_float(env, "GATEWAY_CALLBACK_DEFER", 30.0),
+            artefact_store=_store_url(env.get("GATEWAY_ARTEFACT_STORE")),
+            artefact_secret=env.get("GATEWAY_ARTEFACT_SECRET") or None,
+            artefact_url_ttl=url_ttl,
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "info").lower(),
             log_format=log_format,
             env=MappingProxyType(env),
         )
 
     def secrets(self, names: Iterable[str] = ()) -> tuple[str, ...]:
-        """Values that must never appear in a log line or a response: the client keys
-        and the values of the environment ``names`` (the providers' credentials, which
-        each provider declares)."""
-        found = [self.env.get(n, "") for n in names]
+        """Values that must never appear in a log line or a response: the client keys,
+        the artefact store's credentials and URL-signing key, and the values of the
+        environment ``names`` (the providers' credentials, which each provider declares)."""
+        found = [self.env.get(n, "") for n in (*SECRET_NAMES, *names)]
         return tuple(s for s in (*self.api_keys, *found) if s and len(s) >= 6)
 
 
