@@ -1,10 +1,11 @@
 """The provider kit: what every provider package builds on.
 
 * ``Upstream`` (``upstream.py``): one provider API over HTTP; a call answers a 2xx
-  ``Answer`` or raises from the ``ProviderError`` tree (transport failures with ``sent``,
+  ``Answer`` (or, with ``stream``, an ``UpstreamStream`` whose body is read chunk by
+  chunk) or raises from the ``ProviderError`` tree (transport failures with ``sent``,
   HTTP statuses per DESIGN.md, ``Retry-After``, credentials scrubbed from every text).
-* ``UpstreamHTTP``, ``Timeouts``, ``Answer`` and the ``TransportError`` tree (``http.py``):
-  the one pooled HTTP transport.
+* ``UpstreamHTTP``, ``Timeouts``, ``Answer``, ``StreamedAnswer`` and the
+  ``TransportError`` tree (``http.py``): the one pooled HTTP transport.
 * ``retry_after`` (``retry_after.py``): the one reading of ``Retry-After``.
 * ``text``, ``seconds``, ``count``, ``timeouts_from`` (``env.py``): configuration from the
   environment, strict.
@@ -22,13 +23,14 @@ from providers.kit.http import (
     ProtocolError,
     ReadError,
     ReadTimeout,
+    StreamedAnswer,
     Timeouts,
     TransportError,
     UpstreamHTTP,
 )
 from providers.kit.retry_after import retry_after
 from providers.kit.scrub import scrub, scrub_bytes
-from providers.kit.upstream import Upstream, json_error_text
+from providers.kit.upstream import Upstream, UpstreamStream, json_error_text
 
 __all__ = [
     "Answer",
@@ -37,10 +39,12 @@ __all__ = [
     "ProtocolError",
     "ReadError",
     "ReadTimeout",
+    "StreamedAnswer",
     "Timeouts",
     "TransportError",
     "Upstream",
     "UpstreamHTTP",
+    "UpstreamStream",
     "count",
     "json_error_text",
     "retry_after",

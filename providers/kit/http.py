@@ -28,6 +28,14 @@ The aiohttp exception is not chained to the ``TransportError`` (the repr of a
 ``ClientResponseError`` holds the request headers, credentials included); its class name
 and text are in the message.
 
+``UpstreamHTTP.stream`` sends the same way but answers as soon as the status line and
+headers are in: a ``StreamedAnswer`` whose body is read once, chunk by chunk
+(``async for chunk in answer``), or bounded (``await answer.read(limit)``), and released
+with ``aclose`` (the connection goes back to the pool when the body was read to the end,
+else it is closed). A failure while reading the body is a ``TransportError`` with ``sent``
+True, whatever aiohttp raised. A stream has no ``total`` cap (a long download is not a
+stall): ``read`` bounds every wait for the next bytes, the first ones included.
+
 A POST (every create) is one request upstream, never more. aiohttp re-sends an idempotent
 request (a status GET) once when the connection it used breaks before the answer (RFC 9112
 §9.3.1 allows it, and aiohttp has no public switch for it): a status call may therefore
@@ -38,13 +46,18 @@ Usage::
     http = UpstreamHTTP("https://api.example.com/v1", headers={"Authorization": key})
     answer = await http.request("GET", "/jobs/42", params={"x": "1"})
     answer.status, answer.headers.get("Retry-After"), answer.body
+    streamed = await http.stream("POST", "/render", content=b"{}")
+    try:
+        async for chunk in streamed: ...
+    finally:
+        await streamed.aclose()
     await http.aclose()
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -59,12 +72,14 @@ __all__ = [
     "ProtocolError",
     "ReadError",
     "ReadTimeout",
+    "StreamedAnswer",
     "Timeouts",
     "TransportError",
     "UpstreamHTTP",
 ]
 
 KEEPALIVE_SECONDS = 5.0  # an idle pooled connection is closed after this (httpx's default)
+CHUNK_SIZE = 64 * 1024  # a streamed body is read this much at a time, at most
 
 
 # ------------------------------------------------------------------------- errors
@@ -148,6 +163,15 @@ class Timeouts:
             sock_read=self.read,
         )
 
+    def stream_timeout(self) -> aiohttp.ClientTimeout:
+        """As ``client_timeout`` without the ``total`` cap (see the module docstring)."""
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=self.pool + self.connect,
+            sock_connect=self.connect,
+            sock_read=self.read,
+        )
+
 
 class Answer(NamedTuple):
     """An HTTP answer, body fully read."""
@@ -160,6 +184,77 @@ class Answer(NamedTuple):
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+
+class StreamedAnswer:
+    """An HTTP answer whose body is still on the wire (``UpstreamHTTP.stream``).
+
+    ``status``, ``reason`` and ``headers`` are known; the body is read once, as an async
+    iterator of chunks (at most ``chunk_size`` bytes each) or with ``read(limit)``.
+    Reading raises ``TransportError`` (always ``sent``). ``aclose`` (idempotent) releases
+    the connection: back to the pool when the body was read to the end, else closed.
+    """
+
+    def __init__(self, resp: aiohttp.ClientResponse, chunk_size: int = CHUNK_SIZE) -> None:
+        self.status = resp.status
+        self.reason = resp.reason or ""
+        self.headers: CIMultiDictProxy[str] = resp.headers
+        self._resp = resp
+        self._chunks: AsyncIterator[bytes] = resp.content.iter_chunked(chunk_size)
+        self._closed = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def length(self) -> int | None:
+        """The body's length in bytes as it will be read: ``Content-Length``, unless a
+        ``Content-Encoding`` (other than identity) makes it the encoded length."""
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return None
+        return self._resp.content_length
+
+    def __aiter__(self) -> StreamedAnswer:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            await self.aclose()
+            raise
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = classify(exc)
+        await self.aclose()
+        # Raised outside the handler, like ``UpstreamHTTP.request``'s errors.
+        raise error if error.sent else ReadError(error.message)
+
+    async def read(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the body (an error body, say), then ``aclose``."""
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in self:
+                parts.append(chunk)
+                size += len(chunk)
+                if size >= limit:
+                    break
+        finally:
+            await self.aclose()
+        return b"".join(parts)[:limit]
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._resp.content.at_eof():
+            self._resp.release()
+        else:
+            self._resp.close()
 
 
 # -------------------------------------------------------------------------- client
@@ -238,6 +333,38 @@ class UpstreamHTTP:
             error = classify(exc)
         # Raised outside the handler: aiohttp's exception is not kept as the context (the
         # repr of a ClientResponseError holds the request headers, credentials included).
+        raise error
+
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> StreamedAnswer:
+        """As ``request``, answering once the headers are in; the body stays on the wire
+        (``StreamedAnswer``). The caller must ``aclose`` the answer."""
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._loop is not loop:
+            session = self._open(loop)
+        try:
+            resp = await session.request(
+                method,
+                URL(self._base + path, encoded=True),
+                params=params,
+                data=content,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self.timeouts.stream_timeout(),
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = classify(exc)
+        else:
+            return StreamedAnswer(resp, chunk_size)
         raise error
 
     async def aclose(self) -> None:

@@ -9,6 +9,11 @@ Usage::
         error_text=mapping.error_message,           # the provider's own error bodies
     )
     answer = await api.call("create", "POST", "/v2/MusicAI", content=body)
+    audio = await api.stream("compose", "POST", "/v1/music", content=body)  # 2xx, unread
+    try:
+        async for chunk in audio: ...          # ProviderError (sent) if the body breaks
+    finally:
+        await audio.aclose()
 
 Mapping (DESIGN.md's table)::
 
@@ -18,7 +23,14 @@ Mapping (DESIGN.md's table)::
     ReadTimeout              UpstreamTimeout       sent=True
     ReadError, ProtocolError UpstreamError         sent=True (reset, cut short, malformed)
     HTTP 4xx/5xx             ``error_for_status``  with ``Retry-After`` read as seconds
-                                                   (``rate_limit_retry`` for a 429 without)
+                                                   (``rate_limit_retry`` for a 429 without);
+                                                   ``error_class`` may pick the class from
+                                                   the body (an API that answers 401 for
+                                                   an empty balance)
+    body cut while streaming UpstreamError         sent=True (UpstreamTimeout on a stall)
+
+``stream`` answers a 2xx ``UpstreamStream`` whose body is still on the wire; a non-2xx
+answer's body is read (its first ``ERROR_BODY_LIMIT`` bytes) and raised as above.
 
 Every message passes through the credential scrubber, and so does every error body before
 it is decoded or shortened: a key an upstream echoes reaches neither a client nor a log.
@@ -37,6 +49,7 @@ from providers.base import (
     ProviderError,
     UpstreamAuthError,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamTimeout,
     error_for_status,
 )
@@ -45,6 +58,7 @@ from providers.kit.http import (
     ConnectError,
     ConnectTimeout,
     ReadTimeout,
+    StreamedAnswer,
     TransportError,
     UpstreamHTTP,
 )
@@ -60,6 +74,8 @@ class _Envelope(msgspec.Struct):
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
+
+ERROR_BODY_LIMIT = 64 * 1024  # how much of a streamed error answer is read
 
 
 def json_error_text(body: bytes) -> str | None:
@@ -85,6 +101,8 @@ class Upstream:
     error_text: Callable[[bytes], str | None] = json_error_text
     rate_limit_retry: float | None = None  # a 429's wait when it sends no Retry-After
     unconfigured: str = "credential is not configured"  # message when secret is unset
+    # the class for a non-2xx answer from its status and (scrubbed) body; None: the table
+    error_class: Callable[[int, bytes], type[ProviderError] | None] | None = None
 
     async def call(
         self,
@@ -97,34 +115,61 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
         """Send one request; the 2xx answer, or a ``ProviderError``."""
-        if not self.secret:
-            raise UpstreamAuthError(
-                f"{self.label}: {self.unconfigured}", provider=self.provider, sent=False
-            )
+        self._check_secret()
         started = time.perf_counter()
         try:
             answer = await self.http.request(
                 method, path, content=content, params=params, headers=headers
             )
-        except (ConnectTimeout, ReadTimeout) as exc:
-            raise self._fail(UpstreamTimeout, f"{op} call timed out", exc) from None
-        except ConnectError as exc:
-            raise self._fail(UpstreamError, f"{op}: could not connect", exc) from None
-        except TransportError as exc:  # reset, disconnect, malformed answer, cut short
-            raise self._fail(UpstreamError, f"{op} call failed", exc) from None
+        except TransportError as exc:
+            raise self.transport_error(op, exc) from None
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         if answer.ok:
             log.debug("upstream_call", provider=self.provider, op=op, status=answer.status)
             return answer
         raise self.status_error(op, answer, latency_ms)
 
+    async def stream(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamStream:
+        """Send one request; the 2xx answer with its body unread (``UpstreamStream``, to
+        be read or closed by the caller), or a ``ProviderError``."""
+        self._check_secret()
+        started = time.perf_counter()
+        try:
+            streamed = await self.http.stream(
+                method, path, content=content, params=params, headers=headers
+            )
+        except TransportError as exc:
+            raise self.transport_error(op, exc) from None
+        if streamed.ok:
+            log.debug("upstream_call", provider=self.provider, op=op, status=streamed.status)
+            return UpstreamStream(self, op, streamed)
+        try:
+            body = await streamed.read(ERROR_BODY_LIMIT)
+        except TransportError:  # the status says enough
+            body = b""
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        answer = Answer(streamed.status, streamed.reason, streamed.headers, body)
+        raise self.status_error(op, answer, latency_ms)
+
     def status_error(self, op: str, answer: Answer, latency_ms: float = 0.0) -> ProviderError:
         """The ``ProviderError`` for a non-2xx answer."""
-        native = self.error_text(scrub_bytes(answer.body, self.secret))
+        body = scrub_bytes(answer.body, self.secret)
+        native = self.error_text(body)
         text = native or answer.reason or "error"
         message = self.scrub(f"{self.label} {op} answered {answer.status}: {text}")
+        cls = self.error_class(answer.status, body) if self.error_class else None
         wait = retry_after(answer.headers.get("Retry-After"))
-        if answer.status == 429 and wait is None:
+        limited = answer.status == 429 if cls is None else issubclass(cls, UpstreamRateLimited)
+        if limited and wait is None:
             wait = self.rate_limit_retry
         log.warning(
             "upstream_call_failed",
@@ -134,10 +179,34 @@ class Upstream:
             latency_ms=latency_ms,
             message=message,
         )
-        return error_for_status(answer.status, message, provider=self.provider, retry_after=wait)
+        if cls is None:
+            return error_for_status(
+                answer.status, message, provider=self.provider, retry_after=wait
+            )
+        return cls(
+            message,
+            provider=self.provider,
+            native_status=answer.status,
+            retry_after=wait if limited else None,
+        )
+
+    def transport_error(self, op: str, exc: TransportError) -> ProviderError:
+        """The ``ProviderError`` for a transport failure (``sent`` kept)."""
+        if isinstance(exc, (ConnectTimeout, ReadTimeout)):
+            return self._fail(UpstreamTimeout, f"{op} call timed out", exc)
+        if isinstance(exc, ConnectError):
+            return self._fail(UpstreamError, f"{op}: could not connect", exc)
+        # reset, disconnect, malformed answer, cut short
+        return self._fail(UpstreamError, f"{op} call failed", exc)
 
     def scrub(self, text: str) -> str:
         return scrub(text, self.secret)
+
+    def _check_secret(self) -> None:
+        if not self.secret:
+            raise UpstreamAuthError(
+                f"{self.label}: {self.unconfigured}", provider=self.provider, sent=False
+            )
 
     def _fail(self, cls: type[ProviderError], what: str, exc: TransportError) -> ProviderError:
         message = self.scrub(f"{self.label} {what} ({type(exc).__name__})")
@@ -153,3 +222,32 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+class UpstreamStream:
+    """A 2xx answer whose body is still on the wire (``Upstream.stream``): ``status``,
+    ``headers``, ``length`` (``Content-Length`` when it is the length read), and the body
+    as an async iterator of chunks, read once, that raises ``UpstreamError`` (or
+    ``UpstreamTimeout`` on a stall), always ``sent``, if it breaks. ``aclose`` releases the
+    connection (idempotent); it fits ``providers.base.ByteStream``'s ``chunks``."""
+
+    def __init__(self, upstream: Upstream, op: str, streamed: StreamedAnswer) -> None:
+        self.upstream = upstream
+        self.op = op
+        self.status = streamed.status
+        self.headers = streamed.headers
+        self.length = streamed.length
+        self._streamed = streamed
+
+    def __aiter__(self) -> UpstreamStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await anext(self._streamed)
+        except TransportError as exc:
+            error = self.upstream.transport_error(f"{self.op} body", exc)
+        raise error
+
+    async def aclose(self) -> None:
+        await self._streamed.aclose()
