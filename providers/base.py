@@ -360,6 +360,9 @@ class Provider(Protocol):
     catalog: Catalog
     credentials: tuple[Credential, ...]
     state_type: type[msgspec.Struct]
+    #: The API's configured base URL: artefacts it answers on this host are copied in
+    #: without the SSRF guard (any other host passes it).
+    base_url: str
 
     @property
     def configured(self) -> bool:

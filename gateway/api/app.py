@@ -49,6 +49,7 @@ from gateway.jobs.admission import Admission
 from gateway.jobs.providers import credential_names, load_providers
 from gateway.jobs.refresher import Refresher
 from gateway.jobs.service import JobService
+from gateway.jobs.sink import ArtefactSink
 from gateway.notify.ssrf import check_webhook_url
 from gateway.notify.webhooks import WebhookOutbox
 from gateway.store.artefacts import ArtefactStore
@@ -84,8 +85,6 @@ class GatewayPlugin(InitPluginProtocol):
         pool, redis = connect(url, timeout=s.redis_timeout, max_connections=REDIS_POOL_SIZE)
         store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
         app.state.store = store
-        jobs = app.state.jobs = JobService(store, self.providers, s, self.metrics, redis_url=url)
-        app.state.admission = Admission(jobs.limits, s)
         webhook_http = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False
         )
@@ -97,10 +96,18 @@ class GatewayPlugin(InitPluginProtocol):
             if s.artefact_secret
             else UrlSigner(load=redis_secret(redis, s.redis_prefix))
         )
-        app.state.artefacts = ArtefactStore.from_settings(s, signer=signer, http=artefact_http)
+        artefacts = ArtefactStore.from_settings(s, signer=signer, http=artefact_http)
+        app.state.artefacts = artefacts
 
-        async def url_check(target: str) -> object:  # SSRF guard again at delivery time
+        async def url_check(target: str) -> object:  # the SSRF guard, for outbound fetches
             return await check_webhook_url(target, allow_private=s.webhook_allow_private)
+
+        sink = ArtefactSink(artefacts, {p.name: p for p in self.providers}, guard=url_check)
+        jobs = app.state.jobs = JobService(
+            store, self.providers, s, self.metrics, redis_url=url, sink=sink
+        )
+        jobs.notifier.artefacts = artefacts
+        app.state.admission = Admission(jobs.limits, s)
 
         jobs.outbox = WebhookOutbox(
             redis,

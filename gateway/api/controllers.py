@@ -120,11 +120,12 @@ def music_handlers(request_type: type) -> list[Any]:
         data = decode_create(await request.body(), request_type)
         jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
         wait, applied = prefer_wait(request.headers.getall("prefer", []))
-        record, replayed = await jobs.create(request.user, data, idempotency_key, wait)
+        base = str(request.base_url).rstrip("/")
+        record, replayed = await jobs.create(request.user, data, idempotency_key, wait, base)
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         if applied:
             headers["Preference-Applied"] = applied
-        return JSONBytes(jobs.render(record), headers=headers or None)
+        return JSONBytes(await jobs.render(record, base), headers=headers or None)
 
     @get(
         "/v1/music/generate/{music_id:str}",
@@ -147,7 +148,8 @@ def music_handlers(request_type: type) -> list[Any]:
         jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
         record, stale = await jobs.get(request.user.id, music_id)
         headers = {"X-Gateway-Stale": "true"} if stale else None
-        return JSONBytes(jobs.render(record), headers=headers)
+        base = str(request.base_url).rstrip("/")
+        return JSONBytes(await jobs.render(record, base), headers=headers)
 
     return [create_music, get_music, music_events]
 
@@ -180,7 +182,8 @@ async def music_events(
     ``{music_id}.{status}``; the stream ends after the ``completed`` or ``failed`` event.
     The first event is the job's current status."""
     record = await jobs.load(request.user.id, music_id)  # 404 before the stream starts
-    return ServerSentEvent(job_events(jobs, request.user.id, record))
+    base = str(request.base_url).rstrip("/")
+    return ServerSentEvent(job_events(jobs, request.user.id, record, base))
 
 
 @get(

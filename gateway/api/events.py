@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 import msgspec
 from litestar.response import ServerSentEventMessage
 
-from gateway.jobs.records import to_public
 from gateway.jobs.service import JobService
 from gateway.store.store import JobRecord
 from providers.base import is_final
@@ -32,7 +31,7 @@ _encoder = msgspec.json.Encoder()
 
 
 async def job_events(
-    jobs: JobService, owner: str, record: JobRecord
+    jobs: JobService, owner: str, record: JobRecord, base_url: str | None = None
 ) -> AsyncIterator[ServerSentEventMessage]:
     poll = min(max(jobs.settings.refresh_interval, 0.2), 1.0)
     started = last_sent = time.monotonic()
@@ -42,7 +41,7 @@ async def job_events(
             status = record.status
             last_sent = time.monotonic()
             yield ServerSentEventMessage(
-                data=_encoder.encode(to_public(record)).decode(),
+                data=(await jobs.render(record, base_url)).decode(),
                 event="status",
                 id=f"{record.id}.{record.status}",
             )

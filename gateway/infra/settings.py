@@ -240,6 +240,12 @@ class Settings:
     """[GATEWAY_ARTEFACT_URL_TTL] Seconds a download URL of a stored artefact stays valid
     (default one hour); a job read later is answered with fresh URLs."""
 
+    artefact_mirror: bool = False
+    """[GATEWAY_ARTEFACT_MIRROR] Also copy asynchronous providers' outputs into the
+    artefact store when their jobs complete (their own URLs expire: MusicGPT's WAV after
+    7 days, TemPolor's after minutes). Until the copy is done the provider's URLs are
+    served. Synchronous providers' audio is always stored."""
+
     log_level: str = "info"
     """[GATEWAY_LOG_LEVEL] debug | info | warning | error."""
 
@@ -292,6 +298,7 @@ class Settings:
             callback_defer=_float(env, "GATEWAY_CALLBACK_DEFER", 30.0),
             artefact_store=_store_url(env.get("GATEWAY_ARTEFACT_STORE")),
             artefact_secret=env.get("GATEWAY_ARTEFACT_SECRET") or None,
+            artefact_mirror=_bool(env, "GATEWAY_ARTEFACT_MIRROR"),
             artefact_url_ttl=url_ttl,
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "info").lower(),
             log_format=log_format,

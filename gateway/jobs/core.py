@@ -8,7 +8,7 @@ composes them. ``changed`` runs after every stored update (metrics, the client's
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -47,6 +47,8 @@ class JobCore:
         self.settings = settings
         self.metrics = metrics
         self.notifier = notifier
+        #: Run when a job turns ``completed`` (e.g. the artefact mirror's enqueue).
+        self.on_completed: list[Callable[[JobRecord], Awaitable[None]]] = []
         self.providers = {p.name: p for p in providers}
         self.catalog: dict[str, ModelSpec] = {m.id: m for p in providers for m in p.catalog.models}
         # Capabilities, read once: who can be polled, who calls back.
@@ -92,6 +94,9 @@ class JobCore:
         changed (``notify``)."""
         if is_final(after.status) and not is_final(before):
             self.metrics.job_finished(after.provider, after.status)
+            if after.status == "completed":
+                for hook in self.on_completed:
+                    await hook(after)
         if (
             notify
             and after.status != before

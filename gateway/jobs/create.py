@@ -128,7 +128,11 @@ class Creates:
     # -------------------------------------------------------------------- create
 
     async def create(
-        self, key: KeyRecord, req: Any, idempotency_key: str | None = None
+        self,
+        key: KeyRecord,
+        req: Any,
+        idempotency_key: str | None = None,
+        origin: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Start a job. Returns (record, replayed): ``replayed`` when the
         ``Idempotency-Key`` was seen before with the same body (no upstream call)."""
@@ -179,6 +183,7 @@ class Creates:
             refreshed_at=now,
             submitting=not provider.catalog.synchronous,
             request=dump_request(submit) if provider.catalog.synchronous else None,
+            origin=origin,
         )
         # The record exists before the upstream call: no job is ever lost in between. One
         # round trip, all or nothing: the record, its place on the refresh schedule (so

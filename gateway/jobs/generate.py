@@ -78,6 +78,8 @@ class Generations:
         self.core = core
         self.sink = sink
         self.queue = saq.Queue.from_url(redis_url, name=f"{core.settings.redis_prefix}generate")
+        if core.settings.artefact_mirror:
+            core.on_completed.append(self._on_completed)
         self.heartbeat = core.settings.worker_heartbeat
         self.lapse = max(1.0, LAPSES * self.heartbeat)  # seconds of silence: dead
         self._running = 0  # attempts under way in this process
@@ -108,7 +110,11 @@ class Generations:
         await self.queue.connect()
         worker = _Worker(
             self.queue,
-            functions=[("generate", self._generate)],
+            functions=[
+                ("generate", self._generate),
+                ("mirror", self._mirror),
+                ("expire_artefacts", self._expire),
+            ],
             concurrency=self.core.settings.worker_concurrency,
             timers={"sweep": max(1, round(self.heartbeat))},
         )
@@ -126,6 +132,57 @@ class Generations:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runner
             await self.queue.disconnect()
+
+    # ------------------------------------------------ mirror and artefact retention
+
+    async def _on_completed(self, record: JobRecord) -> None:
+        provider = self.core.providers.get(record.provider)
+        if provider is not None and not provider.catalog.synchronous:
+            await self.queue.enqueue(
+                saq.Job("mirror", kwargs={"job_id": record.id}, key=f"mirror:{record.id}")
+            )
+
+    async def _mirror(self, ctx: dict[str, Any], *, job_id: str) -> None:
+        """Copy a completed asynchronous job's outputs in; on failure the provider's own
+        URLs stay (logged), the job stays completed."""
+        record = await self.core.store.get_job(job_id)
+        if record is None or record.status != "completed":
+            return
+        try:
+            copied = await self.sink.mirror(record, record.outputs)
+        except ProviderError as exc:
+            log.warning("artefact_mirror_failed", job_id=job_id, error=exc.message)
+            return
+        original = record.outputs
+
+        def apply(job: JobRecord) -> JobRecord | None:
+            if job.outputs != original:  # changed meanwhile (renewed URLs): next time
+                return None
+            job.outputs = copied
+            job.refresh_after = None  # stored copies need no renewal
+            job.version += 1
+            return job
+
+        await self.core.store.update_job(job_id, apply)
+        await self._retain(job_id)
+
+    async def _retain(self, job_id: str) -> None:
+        """Stored artefacts go when their job does (its retention period)."""
+        when = time.time() + self.core.settings.job_retention_seconds
+        await self.queue.enqueue(
+            saq.Job(
+                "expire_artefacts",
+                kwargs={"job_id": job_id},
+                key=f"expire:{job_id}",
+                scheduled=int(when),
+            )
+        )
+
+    async def _expire(self, ctx: dict[str, Any], *, job_id: str) -> None:
+        store = self.sink.store
+        if store is not None:
+            removed = await store.delete_prefix(f"{job_id}/")
+            log.info("artefacts_expired", job_id=job_id, removed=removed)
 
     # -------------------------------------------------------------------- one attempt
 
@@ -194,6 +251,8 @@ class Generations:
                 error=JobError(code="upstream_error", message=_PENDING),
             )
         outputs = await self.sink.store_all(record, started, fmt)
+        if self.sink.store is not None:
+            await self._retain(record.id)
         return Snapshot(status="completed", progress=100, outputs=outputs)
 
     # -------------------------------------------------------------------- the record

@@ -5,7 +5,7 @@ Usage::
 
     notifier = Notifier(store)
     notifier.outbox = WebhookOutbox(...)        # set by the app when webhooks run
-    body = notifier.render(record)               # JSON bytes of the public job
+    body = await notifier.render(record, base)   # JSON bytes of the public job
     await notifier.notify(record)                # webhook ``music.<status>``, deduplicated
 """
 
@@ -15,7 +15,9 @@ import msgspec
 import structlog
 
 from gateway.jobs.records import to_public
+from gateway.jobs.sink import SCHEME, resolve_urls
 from gateway.notify.webhooks import WebhookOutbox
+from gateway.store.artefacts import ArtefactStore
 from gateway.store.store import JobRecord, Store
 from providers.base import is_final
 
@@ -32,12 +34,21 @@ class Notifier:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.outbox: WebhookOutbox | None = None
+        self.artefacts: ArtefactStore | None = None  # set by the app: stored outputs' URLs
         self._rendered: dict[str, tuple[JobRecord, bytes]] = {}  # job id -> (record, JSON)
 
-    def render(self, record: JobRecord) -> bytes:
-        """The public job object as JSON. A final record's rendering is kept for as long
-        as the store's cache hands out that same record object (records are never
-        changed in place), so polls of a finished job do not encode it again."""
+    async def render(self, record: JobRecord, base_url: str | None = None) -> bytes:
+        """The public job object as JSON. Outputs the gateway stored get fresh signed
+        URLs (on ``base_url``, the request's, else the one the job was created through).
+        Otherwise a final record's rendering is kept for as long as the store's cache
+        hands out that same record object (records are never changed in place), so polls
+        of a finished job do not encode it again."""
+        if any(o.audio_url and o.audio_url.startswith(SCHEME) for o in record.outputs):
+            resolved = await resolve_urls(record, self.artefacts, base_url or record.origin)
+            return _job_encoder.encode(to_public(resolved))
+        return self.render_plain(record)
+
+    def render_plain(self, record: JobRecord) -> bytes:
         if not is_final(record.status):
             return _job_encoder.encode(to_public(record))
         hit = self._rendered.get(record.id)
@@ -64,5 +75,5 @@ class Notifier:
             url=record.webhook_url,
             secret=secret,
             event_type=f"music.{record.status}",
-            payload=self.render(record),
+            payload=await self.render(record),
         )

@@ -5,7 +5,7 @@ Usage::
     service = JobService(store, providers, settings)
     record, replayed = await service.create(key, req, idempotency_key="order-42")
     record, stale = await service.get(owner="key_...", job_id="mus_...")
-    body = service.render(record)                  # the public job object, JSON
+    body = await service.render(record, base)      # the public job object, JSON
 
 Each path is its own part over one shared ``JobCore``: ``Creates`` (``create.py``),
 ``Refreshes`` (``refresh.py``), ``Callbacks`` (``callbacks.py``) and ``Notifier``
@@ -58,10 +58,10 @@ class JobService:
         self.notifier = Notifier(store)
         self.core = core = JobCore(store, providers, settings, metrics or Metrics(), self.notifier)
         # Synchronous providers' generations: a SAQ queue on the same Redis (when known).
-        synchronous = any(p.catalog.synchronous for p in providers)
+        needed = settings.artefact_mirror or any(p.catalog.synchronous for p in providers)
         self.generations = (
-            Generations(core, redis_url, sink or ArtefactSink())
-            if redis_url and synchronous
+            Generations(core, redis_url, sink or ArtefactSink(None))
+            if redis_url and needed
             else None
         )
         self.creates = Creates(core, self.generations)
@@ -95,10 +95,12 @@ class JobService:
         req: Any,
         idempotency_key: str | None = None,
         wait: float | None = None,
+        origin: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Start a job; then wait up to ``wait`` seconds for it to be final (None: the
-        default, ``GATEWAY_SYNC_WAIT`` for a synchronous provider, 0 otherwise)."""
-        record, replayed = await self.creates.create(key, req, idempotency_key)
+        default, ``GATEWAY_SYNC_WAIT`` for a synchronous provider, 0 otherwise).
+        ``origin``: the base URL the request came through (for stored outputs' URLs)."""
+        record, replayed = await self.creates.create(key, req, idempotency_key, origin)
         if wait is None:
             provider = self.providers.get(record.provider)
             synchronous = provider is not None and provider.catalog.synchronous
@@ -151,5 +153,5 @@ class JobService:
     ) -> JobRecord:
         return await self.callbacks.callback_for_native(provider_name, native_id, headers, body)
 
-    def render(self, record: JobRecord) -> bytes:
-        return self.notifier.render(record)
+    async def render(self, record: JobRecord, base_url: str | None = None) -> bytes:
+        return await self.notifier.render(record, base_url)

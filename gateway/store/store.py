@@ -92,6 +92,7 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
     # retry after a crash may run it; set: it may have been sent, never run it again).
     request: bytes | None = None
     started_at: float | None = None
+    origin: str | None = None  # the base URL the job was created through (stored outputs)
 
 
 _job_encoder = msgspec.msgpack.Encoder()

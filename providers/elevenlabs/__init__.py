@@ -50,6 +50,7 @@ class ElevenLabsProvider:
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
+        self.base_url = settings.base_url
         self._client = ElevenLabsClient(settings)
 
     @property

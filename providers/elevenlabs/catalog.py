@@ -182,7 +182,15 @@ class ElevenLabsOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     output_format: OutputFormat | None = None
 
 
-CATALOG = Catalog(models=MODELS, native_block="elevenlabs", options_type=ElevenLabsOptions)
+#: ElevenLabs documents 2 concurrent music generations on its smallest paid plans
+#: (models.mdx); ``GATEWAY_CONCURRENCY=elevenlabs=N`` raises it for bigger plans.
+CATALOG = Catalog(
+    models=MODELS,
+    native_block="elevenlabs",
+    options_type=ElevenLabsOptions,
+    synchronous=True,
+    concurrency=DEFAULT_CONCURRENCY,
+)
 
 
 class ElevenLabsState(msgspec.Struct):

@@ -53,6 +53,7 @@ class MusicGPTProvider:
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
+        self.base_url = settings.base_url
         self._client = MusicGPTClient(settings)
 
     @property

@@ -73,6 +73,7 @@ class TemPolorProvider:
     ) -> None:
         self._token = token
         self._default_ttl = default_url_ttl
+        self.base_url = base_url
         self._client = UseapiClient(token=token, base_url=base_url, timeout=timeout)
 
     @property

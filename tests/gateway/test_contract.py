@@ -65,7 +65,7 @@ async def test_a_synchronous_provider_completes_from_its_start(
     assert r.status_code == 200, r.text
     job = r.json()
     assert job["status"] == "completed" and job["nativeResponseId"] == "sync-1"
-    assert [o["audio_url"] for o in job["output"]] == ["https://echo.test/sync-1.mp3"]
+    assert job["output"][0]["audio_url"].startswith("https://gw.example/v1/artefacts/")
     assert job["output"][0]["title"] == "T" and job["usage"]["output_audio_count"] == 1
     polled = (await client.get(f"{URL}/{job['id']}")).json()
     assert polled["status"] == "completed" and sync.calls == {"submit": 1}
@@ -75,14 +75,19 @@ async def test_a_synchronous_provider_completes_from_its_start(
     assert (await client.post(path, json={"step": 1})).status_code == 404
 
 
-async def test_audio_bytes_without_an_artefact_store_fail_clearly(
+async def test_audio_bytes_are_stored_and_served_signed(
     both: tuple[httpx.AsyncClient, EchoProvider, SyncEchoProvider],
 ) -> None:
-    client, _, _ = both
-    body = {"model": "echo-sync/v1", "prompt": "x", "echo_sync": {"bytes": True}}
-    job = (await client.post(URL, json=body)).json()
-    assert job["status"] == "failed" and job["output"] == []
-    assert job["error"]["code"] == "artefact_store_unavailable"
+    client, _, sync = both
+    job = (await client.post(URL, json={"model": "echo-sync/v1", "prompt": "x"})).json()
+    assert job["status"] == "completed", job
+    url = job["output"][0]["audio_url"]
+    assert url.startswith("https://gw.example/v1/artefacts/") and "sig=" in url
+    path = url.removeprefix("https://gw.example")  # GATEWAY_PUBLIC_URL
+    audio = await client.get(path, headers={"Authorization": ""})
+    assert audio.status_code == 200 and audio.content == b"ID3"
+    assert audio.headers["content-type"] == "audio/mpeg"
+    assert sync.closed_streams == 1  # read to its end
 
 
 async def test_callbacks_get_headers_and_form_or_json_bodies(

@@ -75,7 +75,7 @@ async def test_the_create_waits_for_the_generation_by_default(
     r = await client.post(URL, json=SYNC)
     assert r.status_code == 200 and "preference-applied" not in r.headers
     job = r.json()
-    assert job["status"] == "completed" and job["output"][0]["audio_url"].endswith(".mp3")
+    assert job["status"] == "completed" and "/v1/artefacts/" in job["output"][0]["audio_url"]
     assert sync.calls["submit"] == 1
 
 

@@ -12,9 +12,9 @@ native job, as real providers' callbacks do, so a create whose answer was lost c
 reconciled.
 
 ``SyncEchoProvider`` (``echo-sync/v1``) is the contract's synchronous shape: ``start``
-runs the generation to its end and answers ``Finished`` with the artefacts; it can neither
-be polled nor call back. ``{"echo_sync": {"bytes": true}}`` answers the audio as a byte
-stream instead of a URL.
+runs the generation to its end and answers ``Finished`` with the artefacts (the bytes
+``ID3``, as a stream); it can neither be polled nor call back. ``{"echo_sync": {"url":
+...}}`` answers that URL to copy instead.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class EchoProvider:
     credentials = (Credential("ECHO_KEY"),)
     state_type = EchoState
     polling = Polling(calls_per_minute=6000.0)
+    base_url = "https://echo.test"
 
     def __init__(self, configured: bool = True) -> None:
         self._configured = configured
@@ -228,7 +229,7 @@ SYNC_MODELS = (
 
 
 class SyncEchoOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    bytes: bool = False  # answer the audio as a byte stream, not a URL
+    url: str | None = None  # answer the audio as this URL to copy, not as bytes
 
 
 class NoState(msgspec.Struct):
@@ -248,6 +249,7 @@ class SyncEchoProvider:
     )
     credentials = (Credential("ECHO_SYNC_KEY"),)
     state_type = NoState
+    base_url = "https://echo.test"
 
     def __init__(self) -> None:
         self.calls = {"submit": 0}
@@ -277,20 +279,19 @@ class SyncEchoProvider:
         finally:
             self.in_flight -= 1
         native = f"sync-{self.calls['submit']}"
+        url = req.options.url if req.options else None
         artefact = Artefact(
             index=0,
             id=native,
             title=req.title or "Echo",
             duration=2.0,
             content_type="audio/mpeg",
-            audio_url=None
-            if (req.options and req.options.bytes)
-            else f"https://echo.test/{native}.mp3",
+            audio_url=url,
         )
-        if req.options and req.options.bytes:
-            stream = ByteStream(content_type="audio/mpeg", chunks=self._chunks())
-            return Finished(artefacts=[artefact], native_id=native, streams={0: stream})
-        return Finished(artefacts=[artefact], native_id=native)
+        if url:
+            return Finished(artefacts=[artefact], native_id=native)
+        stream = ByteStream(content_type="audio/mpeg", chunks=self._chunks())
+        return Finished(artefacts=[artefact], native_id=native, streams={0: stream})
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         try:
