@@ -4,6 +4,9 @@
   job object (``BENCH_BARE_JOB``, the JSON of the gateway's own completed job, so both
   answers are the same bytes): the framework-and-server floor the gateway is measured
   against.
+* ``static``: a plain static file server (Litestar's static files router) over
+  ``BENCH_STATIC_DIR``, the floor the gateway's signed artefact route is measured against.
+* ``elevenlabs``: the ElevenLabs Music simulator (key ``BENCH_ELEVENLABS_KEY``).
 * ``musicgpt``, ``tempolor``: the provider simulators (callbacks off; timings are set over
   ``POST /__sim__/config``), each in its own process so that they neither share a GIL
   with the load generator nor with the gateway.
@@ -19,8 +22,11 @@ import os
 
 import msgspec
 from litestar import Litestar, get
+from litestar.static_files import create_static_files_router
 
 from gateway.api.schemas import MusicJob
+from providers.elevenlabs.simulator import SimulatorConfig as ElevenLabsConfig
+from providers.elevenlabs.simulator import create_simulator as elevenlabs_simulator
 from providers.musicgpt.simulator import SimulatorConfig as MusicGPTConfig
 from providers.musicgpt.simulator import create_simulator as musicgpt_simulator
 from providers.tempolor.simulator import SimulatorConfig as TemPolorConfig
@@ -46,5 +52,14 @@ async def constant_job(music_id: str) -> MusicJob:
 
 
 bare = Litestar([constant_job])
+static = Litestar(
+    [
+        create_static_files_router(
+            path="/files", directories=[os.environ.get("BENCH_STATIC_DIR", ".")]
+        )
+    ]
+)
+ELEVENLABS_KEY = "bench-elevenlabs-key-0001"
+elevenlabs = elevenlabs_simulator(ElevenLabsConfig(api_key=ELEVENLABS_KEY))
 musicgpt = musicgpt_simulator(MusicGPTConfig(api_key=MUSICGPT_KEY, callbacks=False))
 tempolor = tempolor_simulator(TemPolorConfig(api_token=USEAPI_TOKEN, callbacks=False))

@@ -27,7 +27,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
-from litestar.response import Response, Stream
+from litestar.response import File, Response, Stream
 
 from gateway.api.errors import INTERNAL_ERROR_DOC, error_spec
 from gateway.infra.audio import CONTENT_TYPES
@@ -194,12 +194,18 @@ async def download_artefact(
     exp: Expires = None,
     sig: Signature = None,
     range_: RangeHeader = None,
-) -> Stream:
+) -> Stream | File:
     """The artefact's bytes, for an unexpired signed URL as found in a job's
     ``audio_url``. No API key: the URL is the authorization. One byte range may be
     asked for with ``Range`` (206)."""
     key, size, content_type, part = await _plan(request, key, exp, sig, range_)
     store: ArtefactStore = request.app.state.artefacts
+    path = store.local_path(key) if part is None else None
+    if path is not None:  # a whole file from a folder: the server's file path, no copies
+        headers = {k: v for k, v in _headers(size, part).items() if k != "Content-Length"}
+        return File(
+            path, media_type=content_type, content_disposition_type="inline", headers=headers
+        )
     try:
         opened = await store.open(key, *(part or (None, None)))
     except ArtefactNotFound:

@@ -58,7 +58,9 @@ class JobService:
         self.notifier = Notifier(store)
         self.core = core = JobCore(store, providers, settings, metrics or Metrics(), self.notifier)
         # Synchronous providers' generations: a SAQ queue on the same Redis (when known).
-        needed = settings.artefact_mirror or any(p.catalog.synchronous for p in providers)
+        needed = settings.artefact_mirror or any(
+            p.catalog.synchronous and p.configured for p in providers
+        )
         self.generations = (
             Generations(core, redis_url, sink or ArtefactSink(None))
             if redis_url and needed

@@ -37,12 +37,14 @@ import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 import obstore
 from obstore.exceptions import GenericError, NotFoundError
+from obstore.store import LocalStore
 
 from gateway.infra.settings import Settings
 from gateway.store.objects import artefact_key, check_key, guess_type, open_backend
@@ -69,7 +71,8 @@ __all__ = [
 ROUTE_PREFIX = "/v1/artefacts"
 PART_SIZE = 5 * 1024 * 1024  # multipart part size (S3's minimum)
 PART_CONCURRENCY = 2  # parts uploaded at once: bounds the memory of one upload
-CHUNK_SIZE = 256 * 1024  # bytes per chunk when reading
+LOCAL_PART_SIZE = 1024 * 1024  # a folder has no minimum part: less held per upload
+CHUNK_SIZE = 1024 * 1024  # bytes per chunk when reading (fewer, larger ASGI messages)
 MAX_BYTES = 1024**3  # default limit of one object copied from a URL
 MAX_REDIRECTS = 5
 MAX_PRESIGNED_SECONDS = 7 * 86_400
@@ -169,6 +172,13 @@ class ArtefactStore:
         self.url_ttl = url_ttl
         self.http = http
 
+    def local_path(self, key: str) -> Path | None:
+        """The file behind ``key`` when the store is a local folder (so a whole-file
+        download can be sent as a file, the server's fast path), else None."""
+        if self.presigned or not isinstance(self.backend, LocalStore):
+            return None
+        return Path(self.backend.prefix) / check_key(key)
+
     @classmethod
     def from_settings(
         cls, settings: Settings, *, signer: UrlSigner, http: httpx.AsyncClient | None = None
@@ -222,8 +232,8 @@ class ArtefactStore:
                 _prepend(first, stream),
                 attributes=attributes,
                 use_multipart=True,
-                chunk_size=PART_SIZE,
-                max_concurrency=PART_CONCURRENCY,
+                chunk_size=PART_SIZE if self.presigned else LOCAL_PART_SIZE,
+                max_concurrency=PART_CONCURRENCY if self.presigned else 1,
             )
         return Stored(key, size, content_type, digest.hexdigest())
 
