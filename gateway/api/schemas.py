@@ -116,7 +116,7 @@ BASE_REQUEST_FIELDS: list[tuple[str, Any, Any]] = [
         | None,
         None,
     ),
-    ("format", Literal["mp3", "wav"] | None, None),
+    ("format", Literal["mp3", "wav", "ogg", "aac"] | None, None),
     (
         "webhook_url",
         Annotated[

@@ -37,6 +37,7 @@ from gateway.jobs.records import (
     UNKNOWN_OUTCOME,
     fingerprint,
     merge_snapshot,
+    native_format,
     new_job_id,
     outcome_unknown,
 )
@@ -119,9 +120,19 @@ class Creates:
             title=req.title,
             style=req.style,
             duration=req.duration,
-            format=req.format or "mp3",
+            format=native_format(req.format or "mp3"),
             options=getattr(req, block, None),
         )
+        if (req.format or "mp3") != submit.format and not (
+            provider.catalog.synchronous or self.settings.artefact_mirror
+        ):  # converted only when the gateway stores a copy of the audio
+            raise InvalidRequest(
+                f"Model {spec.id} gives mp3 or wav; format {req.format!r} is converted from"
+                " a stored copy, which this gateway makes for this model only with"
+                " GATEWAY_ARTEFACT_MIRROR=true.",
+                code="unsupported_parameter",
+                param="format",
+            )
         provider.check(submit)
         return spec, provider, submit
 
@@ -176,7 +187,7 @@ class Creates:
             status="queued",
             created_at=now,
             updated_at=now,
-            format=submit.format,
+            format=req.format or "mp3",  # what the client asked (the sink converts to it)
             metadata=req.metadata,
             webhook_url=req.webhook_url,
             callback_token=token,

@@ -38,6 +38,8 @@ from typing import Any
 
 import saq
 import structlog
+from redis.asyncio import Redis
+from saq.queue.redis import RedisQueue
 
 from gateway.jobs.core import JobCore
 from gateway.jobs.records import UNKNOWN_OUTCOME, merge_snapshot, outcome_unknown
@@ -77,7 +79,11 @@ class Generations:
     def __init__(self, core: JobCore, redis_url: str, sink: ArtefactSink) -> None:
         self.core = core
         self.sink = sink
-        self.queue = saq.Queue.from_url(redis_url, name=f"{core.settings.redis_prefix}generate")
+        # Its own client (blocking dequeues, no command timeout); any URL redis-py takes,
+        # the embedded server's unix socket included (SAQ's from_url knows tcp only).
+        self.queue = RedisQueue(
+            Redis.from_url(redis_url), name=f"{core.settings.redis_prefix}generate"
+        )
         if core.settings.artefact_mirror:
             core.on_completed.append(self._on_completed)
         self.heartbeat = core.settings.worker_heartbeat
@@ -237,7 +243,7 @@ class Generations:
             await self._fail(begun, JobError(code=code, message=exc.message))
             return
         try:
-            snapshot = await self._finish(begun, started, req.format)
+            snapshot = await self._finish(begun, started, begun.format)  # as asked
         except ProviderError as exc:  # storing the artefacts failed
             await self._fail(begun, JobError(code=exc.code, message=exc.message))
             return

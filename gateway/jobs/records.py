@@ -20,6 +20,7 @@ from gateway.jobs.public import JobErrorInfo, MusicJob, OutputItem, Usage
 from gateway.store.store import JobRecord
 from providers.base import (
     STATUS_RANK,
+    AudioFormat,
     JobError,
     JobRef,
     ModelSpec,
@@ -34,6 +35,12 @@ log = structlog.get_logger("gateway.jobs.service")
 
 
 UNKNOWN_OUTCOME = "upstream_outcome_unknown"  # a create sent, its answer lost
+
+
+def native_format(fmt: str) -> AudioFormat:
+    """The format a provider is asked for: ``mp3`` and ``wav`` as they are; ``ogg`` and
+    ``aac``, which providers do not give, as ``mp3``, converted when stored (``sink.py``)."""
+    return "wav" if fmt == "wav" else "mp3"
 
 
 def fingerprint(req: Any) -> str:
@@ -186,7 +193,7 @@ def job_ref(record: JobRecord, spec: ModelSpec, state_type: type[msgspec.Struct]
         model=spec,
         native_id=record.native_id or "",
         native_ids=record.native_ids,
-        format=record.format,  # type: ignore[arg-type]
+        format=native_format(record.format),
         last=Snapshot(
             status=record.status,  # type: ignore[arg-type]
             native_status=record.native_status,

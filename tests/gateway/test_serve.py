@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from gateway.store.embedded import EmbeddedRedis
+from providers.registry import REGISTRY
 from tests.support.servers import free_port, interrupt
 
 
@@ -38,7 +39,8 @@ def test_serve_with_embedded_redis_and_clean_stop(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "gateway did not become ready"
             time.sleep(0.1)
         r = httpx.get(base + "/v1/models", headers={"Authorization": "Bearer sk-serve-test-1"})
-        assert r.status_code == 200 and len(r.json()["data"]) == 11
+        models = [m for r in REGISTRY.values() for m in r.models]
+        assert r.status_code == 200 and len(r.json()["data"]) == len(models) == 15
         assert EmbeddedRedis(data)._ready()
     finally:
         interrupt(proc)
