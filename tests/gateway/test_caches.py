@@ -222,16 +222,16 @@ async def test_rendered_json_follows_the_record_object(stores: Callable[..., Sto
     store = stores(cache_seconds=60)
     jobs = JobService(store, [EchoProvider()], Settings.from_env({}))
     first = final_job("mus_r", "https://cdn/a.mp3")
-    body = jobs.render(first)
+    body = await jobs.render(first)
     assert msgspec.json.decode(body) == msgspec.to_builtins(to_public(first))
-    assert jobs.render(first) is body  # kept
+    assert await jobs.render(first) is body  # kept
     changed = msgspec.structs.replace(
         first, outputs=[Output(index=0, audio_url="https://cdn/b.mp3")]
     )
-    assert b"https://cdn/b.mp3" in jobs.render(changed)
+    assert b"https://cdn/b.mp3" in await jobs.render(changed)
     running = msgspec.structs.replace(first, status="in_progress", outputs=[])
-    assert jobs.render(running) is not jobs.render(running)  # not kept
-    assert msgspec.json.decode(jobs.render(running))["status"] == "in_progress"
+    assert await jobs.render(running) is not await jobs.render(running)  # not kept
+    assert msgspec.json.decode(await jobs.render(running))["status"] == "in_progress"
 
 
 # ------------------------------------------------------------------ log line

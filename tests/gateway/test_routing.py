@@ -16,6 +16,7 @@ MODEL_IDS = [
     "musicgpt/v6", "musicgpt/v6-pro", "musicgpt/v7", "musicgpt/v7-pro",
     "tempolor/v3", "tempolor/v3.5", "tempolor/v4.5+", "tempolor/v4.8",
     "tempolor/i3", "tempolor/i3.5", "tempolor/i4",
+    "elevenlabs/music_v1", "elevenlabs/music_v2", "elevenlabs/music", "eleven-labs/music",
 ]  # fmt: skip
 
 
@@ -33,7 +34,7 @@ async def test_catalog(client: httpx.AsyncClient) -> None:
     data = {m["id"]: m for m in r.json()["data"]}
     assert list(data) == MODEL_IDS
     for model_id, m in data.items():
-        assert m["provider"] == model_id.split("/")[0]
+        assert m["provider"] == model_id.split("/")[0].replace("eleven-labs", "elevenlabs")
         assert m["object"] == "model"
         assert m["available"] is False  # no credentials in this test
         instrumental = model_id in {"tempolor/i3", "tempolor/i3.5", "tempolor/i4"}
@@ -43,6 +44,8 @@ async def test_catalog(client: httpx.AsyncClient) -> None:
     assert "gender" in data["musicgpt/v7"]["native_parameters"]
     assert "lyrics" not in data["tempolor/i4"]["supported_parameters"]
     assert "bpm" in data["tempolor/i4"]["native_parameters"]
+    assert "duration" in data["elevenlabs/music"]["supported_parameters"]
+    assert "composition_plan" in data["eleven-labs/music"]["native_parameters"]
 
 
 async def _post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
