@@ -96,7 +96,7 @@ def test_generated_package_has_typed_models(gen: Callable[[str], ModuleType]) ->
         "completed",
         "failed",
     }
-    assert {f.value for f in models.MusicGenerateRequestFormatType0} == {"mp3", "wav"}
+    assert {f.value for f in models.MusicGenerateRequestFormatType0} == {"mp3", "wav", "ogg", "aac"}
     for name in ("MusicJob", "OutputItem", "Usage", "JobErrorInfo", "ErrorResponse"):
         assert hasattr(models, name), name
     assert not [n for n in dir(models) if "Type1" in n or "Type2" in n]

@@ -60,7 +60,7 @@ async def test_unknown_native_field_names_its_path(echo_client: httpx.AsyncClien
         ({"model": "echo/v1", "prompt": ["x"]}, "prompt"),
         ({"model": "echo/v1", "prompt": "x", "duration": "long"}, "duration"),
         ({"model": "echo/v1", "prompt": "x", "duration": 0}, "duration"),
-        ({"model": "echo/v1", "prompt": "x", "format": "ogg"}, "format"),
+        ({"model": "echo/v1", "prompt": "x", "format": "flac"}, "format"),
         ({"model": "echo/v1", "prompt": "x", "metadata": {"a": 1}}, "metadata"),
         ({"model": "echo/v1", "prompt": "x", "echo": {"steps": "two"}}, "echo.steps"),
         ({"model": "echo/v1", "prompt": "x" * (MAX_PROMPT + 1)}, "prompt"),

@@ -22,8 +22,8 @@ type Status = MusicJob['status'];
 // ---------------------------------------------------------- compile-time checks
 // @ts-expect-error -- status is the closed union queued | in_progress | completed | failed
 const notAStatus: Status = 'done';
-// @ts-expect-error -- format is 'mp3' | 'wav'
-const badFormat: MusicGenerateRequest = { model: 'musicgpt/v7', format: 'ogg' };
+// @ts-expect-error -- format is 'mp3' | 'wav' | 'ogg' | 'aac'
+const badFormat: MusicGenerateRequest = { model: 'musicgpt/v7', format: 'flac' };
 // @ts-expect-error -- model is required
 const noModel: MusicGenerateRequest = { prompt: 'x' };
 // @ts-expect-error -- every output field is always sent (null when empty): all required
