@@ -8,13 +8,14 @@ import time
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import standardwebhooks
 
 from gateway.api.app import create_app
 from gateway.store.keys import hash_key, key_id_for
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
-from tests.support.echo import EchoProvider
+from tests.support.echo import EchoProvider, SyncEchoProvider
 from tests.support.receiver import Receiver
 
 URL = "/v1/music/generate"
@@ -164,3 +165,31 @@ async def test_a_create_answered_with_an_error_sends_no_webhook(
         outbox = client.app.state.jobs.outbox  # type: ignore[attr-defined]
         assert await outbox.pending() == 0
     assert rec.calls == []
+
+
+async def test_a_synchronous_job_notifies_and_streams_like_any_other(
+    make_settings: Any, receiver: Receiver
+) -> None:
+    """The client let go at once (``respond-async``): the webhook brings the result, with
+    a signed download URL; the event stream of the job ends on ``completed`` too."""
+    hook, rec = receiver.add()
+    sync = SyncEchoProvider()
+    app = create_app(
+        _settings(make_settings, GATEWAY_PUBLIC_URL="https://gw.example"), providers=[sync]
+    )
+    async with app_client(app) as client:
+        body = {"model": "echo-sync/v1", "prompt": "p", "webhook_url": hook}
+        r = await client.post(URL, json=body, headers={"Prefer": "respond-async"})
+        job = r.json()
+        assert job["status"] == "queued"
+
+        async def delivered() -> bool:
+            return any(b'"completed"' in b for _, b in rec.calls)
+
+        await _until(delivered)
+        events = (await client.get(f"{URL}/{job['id']}/events")).text
+    payloads = [msgspec.json.decode(b) for _, b in rec.calls]
+    assert [p["status"] for p in payloads] == ["in_progress", "completed"]
+    url = payloads[-1]["output"][0]["audio_url"]
+    assert url.startswith("https://gw.example/v1/artefacts/") and "sig=" in url
+    assert "event: status" in events and f"id: {job['id']}.completed" in events
