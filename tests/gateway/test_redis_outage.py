@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from gateway.store.keys import hash_key, key_id_for
 from tests.conftest import TEST_KEY, app_client
 from tests.support.echo import EchoProvider
 from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,13 +80,9 @@ async def bounded(request: Awaitable[httpx.Response]) -> httpx.Response:
         pytest.fail(f"a request hung for more than {HANG_BOUND} s while Redis was unavailable")
 
 
-async def until(check: Callable[[], Awaitable[bool]], what: str, deadline: float = 20.0) -> None:
-    """Poll ``check`` until it is true; fail after ``deadline`` seconds."""
-    end = time.monotonic() + deadline
-    while not await check():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait until ``check`` is true; fail (naming ``what``) after the helper's deadline."""
+    await eventually(check, what=what)
 
 
 def error_code(r: httpx.Response) -> str | None:

@@ -22,6 +22,7 @@ from gateway.infra.log import configure_logging
 from gateway.notify.webhooks import WebhookOutbox, encode_event
 from gateway.store.keys import new_signing_secret
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
 
 PAYLOAD = b'{"id":"mus_01","object":"music","status":"completed"}'
 
@@ -52,13 +53,6 @@ def make_outbox(redis: Redis, http: httpx.AsyncClient, prefix: str) -> Callable[
     return make
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 def drained(outbox: WebhookOutbox) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return await outbox.pending() == 0
@@ -73,7 +67,7 @@ async def drive(outbox: WebhookOutbox, done: Callable[[], Awaitable[bool]]) -> N
         await outbox.deliver_due()
         return await done()
 
-    await until(step)
+    await eventually(step, what="delivered")
 
 
 async def enqueue(outbox: WebhookOutbox, url: str, secret: str, msg_id: str = "") -> str:
@@ -142,7 +136,7 @@ async def test_retried_after_failing_receiver_with_same_id(
     stop = asyncio.Event()
     task = asyncio.create_task(outbox.run(stop, idle=0.01))
     try:
-        await until(drained(outbox))
+        await eventually(drained(outbox), what="the outbox drained")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -221,7 +215,7 @@ async def test_two_workers_deliver_each_message_once(
     stop = asyncio.Event()
     tasks = [asyncio.create_task(o.run(stop, idle=0.01)) for o in (a, b)]
     try:
-        await until(drained(a))
+        await eventually(drained(a), what="the outbox drained")
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
@@ -306,7 +300,7 @@ async def test_run_survives_a_broken_redis(
         return sum('"webhook_loop_error"' in line for line in logged) >= 2
 
     try:
-        await until(failed_twice)
+        await eventually(failed_twice, what="two loop errors logged")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
