@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from gateway.infra.log import configure_logging
 from gateway.notify.webhooks import WebhookOutbox, encode_event
 from gateway.store.keys import new_signing_secret
+from tests.support.clock import FakeClock
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
@@ -191,7 +192,8 @@ async def test_crashed_workers_claim_comes_back(
         entered.set()
         await never.wait()
 
-    crashing = make_outbox(url_check=hang, claim_seconds=2.0)
+    clock = FakeClock(start=time.time())  # both workers' clock: claims age when told
+    crashing = make_outbox(url_check=hang, claim_seconds=60.0, clock=clock)
     url, rec = receiver.add()
     msg_id = await enqueue(crashing, url, new_signing_secret())
     worker = asyncio.create_task(crashing.deliver_due())
@@ -199,9 +201,10 @@ async def test_crashed_workers_claim_comes_back(
     worker.cancel()  # the worker dies holding the claim
     with pytest.raises(asyncio.CancelledError):
         await worker
-    other = make_outbox(schedule=(0, 0.05))
+    other = make_outbox(schedule=(0, 0.05), clock=clock)
     assert await other.deliver_due() == 0  # still claimed
-    await drive(other, drained(other))  # claim_seconds later it is due again
+    clock.advance(60.0)  # claim_seconds later it is due again
+    await drive(other, drained(other))
     assert rec.ids() == [msg_id]
 
 
