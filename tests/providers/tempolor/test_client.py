@@ -142,12 +142,14 @@ async def test_remain_seconds_zero_uses_the_default_lifetime(sim: Sim) -> None:
     )
     try:
         req = request()
+        before = time.time()
         sub = await p.submit(req)
         done, _ = await poll(p, sub, req)
+        after = time.time()
     finally:
         await p.aclose()
     expires = done.state["jobs"][0]["url_expires_at"]
-    assert expires == pytest.approx(time.time() + 120, abs=2)
+    assert before + 120 <= expires <= after + 120  # 120 s from the download, however slow
     assert done.refresh_after == pytest.approx(expires - 24)
 
 
