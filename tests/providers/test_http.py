@@ -50,6 +50,9 @@ from tests.support.waiting import eventually, wait_until
 # an answer that is on its way is never cut short on a loaded machine.
 FAST = Timeouts(connect=0.3, read=0.3, write=0.3, pool=0.3)
 PATIENT = Timeouts(connect=5, read=5, write=5, pool=5)
+# Against a body dribbled a byte per 50 ms: a read timeout no stall of the serving loop
+# reaches (a stall beyond 0.3 s did), and a short total cap (their sum) that cuts it.
+DRIBBLE = Timeouts(connect=0.1, read=3.0, write=0.1, pool=0.1)
 MG_KEY = "mg-http-test-key-7d2e9a"
 UA_TOKEN = "user:4711-http-test-token-c0ffee"
 
@@ -136,7 +139,8 @@ async def reset(writer: asyncio.StreamWriter) -> None:
 
 
 async def dribble(writer: asyncio.StreamWriter) -> None:
-    """A 200 whose body arrives a byte at a time, each well within the read timeout."""
+    """A 200 whose body arrives a byte at a time, each well within the read timeout
+    (``DRIBBLE``'s), the whole far beyond the total cap."""
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
     for _ in range(1000):
         await writer.drain()
@@ -334,10 +338,10 @@ async def test_an_answer_slower_than_the_total_cap_is_a_read_timeout(
     async with raw_server(dribble) as srv:
         started = time.monotonic()
         with pytest.raises(ReadTimeout) as info:
-            await fast_http(srv.url, timeouts=FAST).request("GET", "/x")  # bytes within read
+            await fast_http(srv.url, timeouts=DRIBBLE).request("GET", "/x")
     assert info.value.sent is True and info.value.message.startswith("TimeoutError")
-    # Cut at connect + pool + write + read (1.2 s), far before the 50 s the body takes.
-    assert time.monotonic() - started < 6.0
+    # Cut at connect + pool + write + read (3.3 s), far before the 50 s the body takes.
+    assert time.monotonic() - started < 15.0
 
 
 @pytest.mark.parametrize(

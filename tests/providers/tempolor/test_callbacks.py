@@ -15,6 +15,11 @@ from tests.providers.tempolor.helpers import Sim, ref, request
 from tests.support.servers import serve
 from tests.support.waiting import eventually
 
+# The simulator reads a callback's status when it sends it, at the start, the middle and
+# the end of the generation: where a test checks which callback says what, a generation
+# long enough that a sender held up on a loaded machine still sends the middle one mid-way.
+GENERATE = 2.0
+
 
 class Receiver:
     """A tiny gateway stand-in that records every callback body (or answers 500)."""
@@ -76,6 +81,7 @@ async def apply_all(
 async def test_callbacks_carry_reply_ref_and_complete_the_job(
     provider: tempolor.TemPolorProvider, sim: Sim, receiver: Receiver
 ) -> None:
+    sim.configure(generate_seconds=GENERATE)
     req = request(callback=receiver.callback("mus_cb1", "tok-secret-1"))
     sub = await provider.submit(req)
     assert sim.creates()[0]["body"]["replyUrl"] == req.callback.url  # type: ignore[union-attr]
@@ -131,7 +137,7 @@ async def test_completion_callback_during_the_404_window_waits_for_a_fetch(
 async def test_multi_job_callbacks(
     provider: tempolor.TemPolorProvider, sim: Sim, receiver: Receiver
 ) -> None:
-    sim.configure(jobs_per_create=2)
+    sim.configure(jobs_per_create=2, generate_seconds=GENERATE)
     req = request("tempolor/i3", callback=receiver.callback("mus_cb4", "tok-4"))
     sub = await provider.submit(req)
     bodies = await receiver.wait_for(6)
