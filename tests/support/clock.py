@@ -2,7 +2,8 @@
 Redis' own clock or the gateway's wall clock would age, aged on purpose.
 
 A test that asserts "X happens after N seconds" either injects a ``FakeClock`` where the
-code takes one (``CircuitBreaker(clock=...)``, ``Store(clock=..., wall_clock=...)``), or
+code takes one (``CircuitBreaker(clock=...)``, ``Store(clock=..., wall_clock=...)``,
+``WebhookOutbox(clock=...)``), or
 moves the stored timestamps back by N seconds (``age_job``, ``rewind_bucket``): the
 code under test then sees exactly N seconds gone by, however slow the machine is.
 
@@ -13,7 +14,7 @@ Usage::
     clock.advance(breaker.cooldown)                   # the cooldown has passed
     await age_job(store, job_id, 60)                  # the job was made/refreshed 60 s ago
     await rewind_bucket(redis, limits.bucket_key("upstream:echo"), 10)   # 10 s of refill
-    await wall_clock_reaches(expires_at)   # where only the real clock will do
+    await wall_clock_reaches(expires_at)              # where only the real clock will do
 """
 
 from __future__ import annotations
