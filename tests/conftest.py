@@ -61,6 +61,11 @@ def make_settings(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "GATEWAY_LOG_FORMAT": "json",
             # The simulators have no quota: tests that exercise the budget set their own.
             "GATEWAY_UPSTREAM_BUDGETS": "musicgpt=60000,tempolor=60000,echo=60000",
+            # The suite's Redis answers in microseconds, but a request's Redis call also
+            # waits behind every other request of a burst a test sends at once (hundreds
+            # of polls on one event loop): on a loaded machine that took longer than the
+            # default 2 s (503 store_unavailable). The outage tests set their own timeout.
+            "GATEWAY_REDIS_TIMEOUT": "10",
         }
         base.update(env)
         return Settings.from_env(base)

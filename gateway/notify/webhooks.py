@@ -198,6 +198,8 @@ class WebhookOutbox:
     ``url_check(url)`` (e.g. the SSRF guard) runs before every attempt; raising or
     returning ``False`` rejects the attempt. ``on_delivery(outcome)`` is called once per
     recorded attempt with ``"delivered"``, ``"retry"`` or ``"failed"`` (given up).
+    ``clock`` (epoch seconds, default ``time.time``) is what due times and claims are
+    measured on; the signatures' ``webhook-timestamp`` is always the real time.
     """
 
     def __init__(
@@ -210,6 +212,7 @@ class WebhookOutbox:
         schedule: Sequence[float] = DEFAULT_SCHEDULE,
         claim_seconds: float = 60.0,
         on_delivery: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not schedule or any(s < 0 for s in schedule):
             raise ValueError("schedule must be a non-empty sequence of delays >= 0")
@@ -221,6 +224,7 @@ class WebhookOutbox:
         self._schedule = tuple(float(s) for s in schedule)
         self._claim_seconds = float(claim_seconds)
         self._on_delivery = on_delivery
+        self._clock = clock
         self._attempt_timeout = min(ATTEMPT_TIMEOUT, self._claim_seconds / 2)
         worst = sum(self._schedule) * (1 + JITTER) + self._claim_seconds * len(self._schedule)
         self._ttl = int(max(MESSAGE_TTL_SECONDS, worst + 3600))
@@ -242,7 +246,7 @@ class WebhookOutbox:
             raise ValueError("webhook url must be http(s)")
         Webhook(secret)  # fail now on a malformed secret, not at every attempt
         payload.decode()  # signatures cover the body as text: it must be UTF-8
-        now = time.time()
+        now = self._clock()
         blob = _msg_encoder.encode(_Message(url, secret, event_type, payload, now))
         added = await self._enqueue_script(
             keys=[self._seen_prefix + msg_id, self._msg_prefix + msg_id, self._due],
@@ -257,7 +261,7 @@ class WebhookOutbox:
         The outcomes of the batch are recorded in one pipeline (one Redis connection
         however large the batch).
         """
-        now = time.time()
+        now = self._clock()
         token = secrets.token_hex(8)
         flat = await self._claim_script(
             keys=[self._due],
@@ -331,7 +335,7 @@ class WebhookOutbox:
         """Send once and decide what happens next (recorded by the caller)."""
         attempt = attempts + 1
         status, error = await self._send(msg_id, msg)
-        now = time.time()
+        now = self._clock()
         result = _Result(msg_id, _host(msg.url), attempt, status, error, "dead", "failed")
         if status is not None and 200 <= status < 300:
             result.action, result.outcome = "done", "delivered"

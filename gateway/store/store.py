@@ -29,6 +29,8 @@ revocation or limit change made by another process therefore applies within that
 (at once through this ``Store``); a final job's later changes (renewed download URLs, a
 late artefact) show within it too, and a cached final job is never served past its
 ``refresh_after``. Every write through this ``Store`` drops the entry it makes stale.
+The caches read the time from ``clock`` (monotonic) and ``wall_clock`` (epoch seconds,
+for ``refresh_after``): the real clocks unless a test passes its own.
 """
 
 from __future__ import annotations
@@ -154,11 +156,15 @@ class Store(KeyAdmin):
         prefix: str,
         retention_seconds: int,
         cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.retention = retention_seconds
         self.cache_seconds = cache_seconds
+        self.clock = clock  # measures the caches' lifetimes (a test may pass a fake one)
+        self.wall_clock = wall_clock  # epoch seconds, compared with a job's refresh_after
         self.due_key = f"{prefix}due"
         self._claim_due = redis.register_script(CLAIM_DUE)
         self._put = redis.register_script(PUT)
@@ -254,8 +260,8 @@ class Store(KeyAdmin):
         hit = self._finals.get(job_id)
         if hit is not None:
             expires, record = hit
-            if time.monotonic() < expires and (
-                record.refresh_after is None or time.time() < record.refresh_after
+            if self.clock() < expires and (
+                record.refresh_after is None or self.wall_clock() < record.refresh_after
             ):
                 return record
             del self._finals[job_id]
@@ -276,7 +282,7 @@ class Store(KeyAdmin):
             and self.cache_seconds > 0
             and writes == self._job_writes  # no write of ours raced this read
         ):
-            _remember(self._finals, job_id, time.monotonic() + self.cache_seconds, record)
+            _remember(self._finals, job_id, self.clock() + self.cache_seconds, record)
         return record
 
     def _read_done(self, job_id: str, task: asyncio.Future[JobRecord | None]) -> None:
@@ -380,7 +386,7 @@ class Store(KeyAdmin):
         Callers must not change the record they get."""
         digest = hash_key(raw_key)
         hit = self._keys.get(digest)
-        if hit is not None and time.monotonic() < hit[0]:
+        if hit is not None and self.clock() < hit[0]:
             return hit[1]
         raw = await self.redis.get(f"{self.prefix}key:{digest}")
         if raw is None:
@@ -388,5 +394,5 @@ class Store(KeyAdmin):
             return None
         record = key_decoder.decode(raw)
         if self.cache_seconds > 0:
-            _remember(self._keys, digest, time.monotonic() + self.cache_seconds, record)
+            _remember(self._keys, digest, self.clock() + self.cache_seconds, record)
         return record

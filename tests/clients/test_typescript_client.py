@@ -8,8 +8,12 @@ under node against a live gateway over real HTTP: it creates a job, polls it to
 spec promises (a status that is any string, an output field that may be absent, ...).
 
 The npm packages are pinned in ``ts/package.json`` / ``ts/package-lock.json`` and
-installed with ``npm ci`` into ``ts/node_modules`` (git-ignored) when missing or stale.
-The tests skip only when ``node`` or ``npm`` is not on PATH.
+installed with ``npm ci`` into ``ts/node_modules`` (git-ignored) when missing or stale: on
+a clean clone that is a cold install, which the npm timeout and the tests' own pytest
+timeout (above the project's default of 120 s) both cover.
+
+Without ``node`` or ``npm`` on PATH the tests skip on a developer's machine, and fail
+under ``CI=true``: CI must run every test (``node_tools_missing``, ``require_node_tools``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -36,9 +40,35 @@ NODE_MODULES = TS_DIR / "node_modules"
 
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
-pytestmark = pytest.mark.skipif(
-    NODE is None or NPM is None, reason="node and npm are needed for the TypeScript client"
-)
+
+NPM_CI_TIMEOUT = 900  # seconds: a cold ``npm ci`` (empty npm cache, slow registry)
+# A test that may run the cold install in its setup, then generate, compile and run.
+SLOW = pytest.mark.timeout(NPM_CI_TIMEOUT + 600)
+
+
+def node_tools_missing(env: Mapping[str, str], which: Callable[..., str | None]) -> str | None:
+    """What keeps the TypeScript client tests from running here: ``node`` and/or ``npm``
+    not on ``env``'s PATH (looked up with ``which``, e.g. ``shutil.which``); None when
+    both are there."""
+    path = env.get("PATH")
+    missing = [tool for tool in ("node", "npm") if which(tool, path=path) is None]
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} not on PATH: needed for the TypeScript client tests"
+
+
+def on_ci(env: Mapping[str, str]) -> bool:
+    return env.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require_node_tools(env: Mapping[str, str], which: Callable[..., str | None]) -> None:
+    """Skip when node or npm is missing, except under ``CI=true``: there, fail."""
+    missing = node_tools_missing(env, which)
+    if missing is None:
+        return
+    if on_ci(env):
+        pytest.fail(f"{missing} (CI=true: every test must run, none may skip)", pytrace=False)
+    pytest.skip(missing)
 
 
 def _run(args: list[str], cwd: Path, timeout: float, **kw: object) -> subprocess.CompletedProcess:
@@ -52,10 +82,11 @@ def _run(args: list[str], cwd: Path, timeout: float, **kw: object) -> subprocess
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
     """``npm ci`` from the committed lock file, unless node_modules is already current."""
+    require_node_tools(os.environ, shutil.which)
     marker = NODE_MODULES / ".package-lock.json"  # written by npm after every install
     lock = TS_DIR / "package-lock.json"
     if not marker.exists() or marker.stat().st_mtime < lock.stat().st_mtime:
-        proc = _run([NPM, "ci", "--no-audit", "--no-fund"], TS_DIR, timeout=600)  # type: ignore[list-item]
+        proc = _run([NPM, "ci", "--no-audit", "--no-fund"], TS_DIR, timeout=NPM_CI_TIMEOUT)  # type: ignore[list-item]
         assert proc.returncode == 0, proc.stdout + proc.stderr
     for tool in ("@hey-api/openapi-ts/bin/run.js", "typescript/bin/tsc"):
         assert (NODE_MODULES / tool).exists(), tool
@@ -111,6 +142,7 @@ def gateway_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
         yield url
 
 
+@SLOW
 def test_generated_client_round_trip(driver: Path, gateway_url: str) -> None:
     proc = _run(
         [NODE, str(driver)],  # type: ignore[list-item]
@@ -139,6 +171,7 @@ def test_generated_client_round_trip(driver: Path, gateway_url: str) -> None:
     assert e400["param"] == "model" and e400["details"] == ["echo/v1", "echo/i1"]
 
 
+@SLOW
 def test_tsc_rejects_the_driver_when_the_spec_is_looser(tmp_path: Path, node_modules: Path) -> None:
     """The compile step has teeth: loosen the spec (status any string, output fields
     optional) and the driver's type checks fail."""
@@ -154,3 +187,41 @@ def test_tsc_rejects_the_driver_when_the_spec_is_looser(tmp_path: Path, node_mod
     assert tsc.returncode != 0, out
     assert "TS2578" in out  # an @ts-expect-error that no longer finds an error
     assert "not assignable to type 'string | null'" in out  # audio_url may be undefined
+
+
+# ------------------------------------------------------- when node or npm is missing
+
+
+def _which(*found: str) -> Callable[..., str | None]:
+    """A fake ``shutil.which`` that finds only ``found``, and checks the PATH it is given."""
+
+    def which(tool: str, path: str | None = None) -> str | None:
+        assert path == "/fake/bin"
+        return f"/fake/bin/{tool}" if tool in found else None
+
+    return which
+
+
+@pytest.mark.parametrize("ci", [None, "true", "false"])
+def test_node_tools_present_run_everywhere(ci: str | None) -> None:
+    env = {"PATH": "/fake/bin", **({"CI": ci} if ci is not None else {})}
+    assert node_tools_missing(env, _which("node", "npm")) is None
+    require_node_tools(env, _which("node", "npm"))  # neither skips nor fails
+
+
+@pytest.mark.parametrize(
+    ("found", "missing"),
+    [(("npm",), "node"), (("node",), "npm"), ((), "node and npm")],
+)
+def test_missing_node_tools_skip_outside_ci_and_fail_under_ci(
+    found: tuple[str, ...], missing: str
+) -> None:
+    which = _which(*found)
+    reason = node_tools_missing({"PATH": "/fake/bin"}, which)
+    assert reason is not None and reason.startswith(f"{missing} not on PATH")
+    for env in ({"PATH": "/fake/bin"}, {"PATH": "/fake/bin", "CI": "false"}):
+        with pytest.raises(pytest.skip.Exception, match=missing):
+            require_node_tools(env, which)
+    for ci in ("true", "TRUE", "1"):
+        with pytest.raises(pytest.fail.Exception, match="CI=true"):
+            require_node_tools({"PATH": "/fake/bin", "CI": ci}, which)

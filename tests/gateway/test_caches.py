@@ -26,6 +26,7 @@ from gateway.store.keys import hash_key, key_id_for
 from gateway.store.store import JobRecord, Store
 from providers.base import Output
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
+from tests.support.clock import FakeClock
 from tests.support.echo import EchoProvider
 
 BODY = {"model": "echo/v1", "prompt": "a calm piano piece"}
@@ -33,12 +34,15 @@ BODY = {"model": "echo/v1", "prompt": "a calm piano piece"}
 
 @pytest.fixture
 async def stores(redis_url: str) -> AsyncIterator[Callable[..., Store]]:
-    """``make(cache_seconds=...)``: Stores sharing one fresh prefix, like two processes."""
+    """``make(cache_seconds=..., clock=..., wall_clock=...)``: Stores sharing one fresh
+    prefix, like two processes (on the real clocks unless given fake ones)."""
     redis = Redis.from_url(redis_url)
     prefix = f"c{secrets.token_hex(4)}:"
 
-    def make(cache_seconds: float = 60.0) -> Store:
-        return Store(redis, prefix=prefix, retention_seconds=3600, cache_seconds=cache_seconds)
+    def make(cache_seconds: float = 60.0, **clocks: Any) -> Store:
+        return Store(
+            redis, prefix=prefix, retention_seconds=3600, cache_seconds=cache_seconds, **clocks
+        )
 
     yield make
     await redis.aclose()
@@ -76,12 +80,13 @@ async def completed(client: httpx.AsyncClient) -> str:
 async def test_revocation_by_another_process_applies_within_cache_seconds(
     stores: Callable[..., Store],
 ) -> None:
-    here, elsewhere = stores(cache_seconds=0.3), stores()
+    clock = FakeClock()
+    here, elsewhere = stores(cache_seconds=0.3, clock=clock), stores()
     raw, record = await elsewhere.create_key("temp")
     found = await here.lookup_key(raw)
     assert found is not None and not found.revoked
     assert await elsewhere.revoke_key(record.id)
-    await asyncio.sleep(here.cache_seconds + 0.05)
+    clock.advance(here.cache_seconds)
     found = await here.lookup_key(raw)
     assert found is not None and found.revoked
 
@@ -111,12 +116,14 @@ async def test_gateway_rejects_a_key_revoked_elsewhere_after_cache_seconds(
 ) -> None:
     settings = make_settings(GATEWAY_REFRESH_INTERVAL="0", GATEWAY_BACKGROUND_REFRESH="off")
     async with app_client(create_app(settings, providers=[EchoProvider()])) as client:
+        store = client.app.state.store  # type: ignore[attr-defined]
+        store.clock = clock = FakeClock()
         assert (await client.get("/v1/models")).status_code == 200  # the key is cached now
         redis = Redis.from_url(redis_url)
         other_process = Store(redis, prefix=settings.redis_prefix, retention_seconds=60)
         assert await other_process.revoke_key(key_id_for(hash_key(TEST_KEY)))
         await redis.aclose()
-        await asyncio.sleep(client.app.state.store.cache_seconds + 0.05)  # type: ignore[attr-defined]
+        clock.advance(store.cache_seconds)
         r = await client.get("/v1/models")
         assert r.status_code == 401 and r.json()["error"] == "invalid_api_key"
 
@@ -145,13 +152,14 @@ async def test_cached_final_job_is_still_owner_checked(
 async def test_final_job_is_not_served_from_memory_past_its_refresh_after(
     stores: Callable[..., Store],
 ) -> None:
-    here, elsewhere = stores(cache_seconds=60), stores()
-    refresh_after = time.time() + 1.0  # e.g. TemPolor: renew the download URLs then
+    wall = FakeClock(start=time.time())
+    here, elsewhere = stores(cache_seconds=60, wall_clock=wall), stores()
+    refresh_after = wall() + 1.0  # e.g. TemPolor: renew the download URLs then
     await elsewhere.put_job(final_job("mus_renew", "https://cdn/old.mp3", refresh_after))
     assert (await here.get_job_cached("mus_renew")).outputs[0].audio_url.endswith("old.mp3")  # type: ignore[union-attr,operator]
-    renewed = final_job("mus_renew", "https://cdn/new.mp3", time.time() + 600)
+    renewed = final_job("mus_renew", "https://cdn/new.mp3", wall() + 600)
     await elsewhere.put_job(renewed)  # another process renewed them
-    await asyncio.sleep(max(0.0, refresh_after - time.time()) + 0.05)
+    wall.advance(1.0)  # refresh_after has come (the cache itself is good for 60 s more)
     record = await here.get_job_cached("mus_renew")
     assert record is not None and record.outputs[0].audio_url == "https://cdn/new.mp3"
 
@@ -159,11 +167,12 @@ async def test_final_job_is_not_served_from_memory_past_its_refresh_after(
 async def test_final_job_changed_elsewhere_shows_within_cache_seconds(
     stores: Callable[..., Store],
 ) -> None:
-    here, elsewhere = stores(cache_seconds=0.3), stores()
+    clock = FakeClock()
+    here, elsewhere = stores(cache_seconds=0.3, clock=clock), stores()
     await elsewhere.put_job(final_job("mus_late", "https://cdn/a.mp3"))
     assert await here.get_job_cached("mus_late") is not None
     await elsewhere.put_job(final_job("mus_late", "https://cdn/b.mp3"))  # a late artefact
-    await asyncio.sleep(here.cache_seconds + 0.05)
+    clock.advance(here.cache_seconds)
     record = await here.get_job_cached("mus_late")
     assert record is not None and record.outputs[0].audio_url == "https://cdn/b.mp3"
 
@@ -207,7 +216,7 @@ async def test_a_read_after_our_write_does_not_join_an_older_read(
     queued = msgspec.structs.replace(final_job("mus_race", "u"), status="queued", outputs=[])
     await store.put_job(queued)
     earlier = asyncio.ensure_future(store.get_job_cached("mus_race"))
-    await asyncio.sleep(0)  # that read is under way
+    await asyncio.sleep(0)  # one turn of the loop: that read is under way (not a timed wait)
     await store.put_job(msgspec.structs.replace(queued, status="in_progress"))
     assert (await store.get_job_cached("mus_race")).status == "in_progress"  # type: ignore[union-attr]
     await earlier

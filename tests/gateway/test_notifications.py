@@ -4,7 +4,6 @@ server-sent event stream of one job."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -17,15 +16,9 @@ from gateway.store.keys import hash_key, key_id_for
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider, SyncEchoProvider
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
 
 URL = "/v1/music/generate"
-
-
-async def _until(check: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def _settings(make_settings: Any, **env: str) -> Any:
@@ -49,7 +42,7 @@ async def test_every_status_change_is_posted_signed_and_verifiable(
         async def delivered() -> bool:  # the refresher advances it; nobody polls
             return [b for _, b in rec.calls][-1:] != [] and b'"completed"' in rec.calls[-1][1]
 
-        await _until(delivered)
+        await eventually(delivered, what="the completed webhook")
         store = client.app.state.store  # type: ignore[attr-defined]
         key = await store.get_key(key_id_for(hash_key(TEST_KEY)))
     verifier = standardwebhooks.Webhook(key.webhook_secret)
@@ -76,9 +69,9 @@ async def test_a_failing_receiver_gets_the_same_message_again(
         async def done() -> bool:
             return len(rec.calls) >= 3 and rec.calls[-1][0]["webhook-id"].endswith(".completed")
 
-        await _until(done)
+        await eventually(done, what="the third attempt")
         outbox = client.app.state.jobs.outbox  # type: ignore[attr-defined]
-        await _until(lambda: _zero(outbox))
+        await eventually(lambda: _zero(outbox), what="the outbox drained")
         metrics = (await client.get("/metrics")).text
     ids = rec.ids()
     assert ids == [f"{job['id']}.completed"] * 3  # one webhook-id: receivers deduplicate

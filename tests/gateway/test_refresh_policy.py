@@ -14,7 +14,9 @@ from gateway.api import app as app_module
 from gateway.api.app import create_app
 from gateway.jobs.refresher import Refresher
 from tests.conftest import app_client
+from tests.support.clock import age_job, rewind_bucket
 from tests.support.echo import EchoProvider
+from tests.support.waiting import eventually
 
 URL = "/v1/music/generate"
 BODY = {"model": "echo/v1", "prompt": "lofi beat"}
@@ -26,14 +28,23 @@ async def _create(client: httpx.AsyncClient, **extra: Any) -> dict:
     return r.json()
 
 
-async def _status_within(store: Any, job_id: str, seconds: float) -> str:
-    """The stored status once the job is completed, or after ``seconds`` (no one polls)."""
-    deadline = time.monotonic() + seconds
-    record = await store.get_job(job_id)
-    while record.status != "completed" and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        record = await store.get_job(job_id)
-    return str(record.status)
+async def _completed(store: Any, job_id: str, timeout: float | None = None) -> None:
+    """Wait until the stored job is completed (no one polls: the refresher advances it)."""
+
+    async def done() -> bool:
+        return (await store.get_job(job_id)).status == "completed"
+
+    kw = {} if timeout is None else {"timeout": timeout}
+    await eventually(done, what=f"{job_id} completed by the refresher", **kw)
+
+
+async def _refresher_went_past(client: httpx.AsyncClient, echo: EchoProvider) -> None:
+    """A barrier for "the refresher leaves that job alone": a job created now, which
+    nobody polls, completed by the refresher (two refreshes, one period apart). Any job
+    due before this one was created has been refreshed by then, if it was due at all."""
+    sentinel = await _create(client)
+    await _completed(client.app.state.store, sentinel["id"])  # type: ignore[attr-defined]
+    assert echo.fetched[sentinel["id"]] == 2
 
 
 def _quiet(make_settings: Any, **env: str) -> Any:
@@ -44,51 +55,69 @@ def _quiet(make_settings: Any, **env: str) -> Any:
 async def test_n_concurrent_polls_make_exactly_one_upstream_call(
     make_settings: Any, echo: EchoProvider
 ) -> None:
-    app = create_app(_quiet(make_settings, GATEWAY_REFRESH_INTERVAL="1"), providers=[echo])
+    # An interval far longer than the polls take, however slow the machine: every poll
+    # falls within the one interval (a fresh refresh would otherwise be due again).
+    app = create_app(_quiet(make_settings, GATEWAY_REFRESH_INTERVAL="60"), providers=[echo])
     async with app_client(app) as client:
         job = await _create(client)
-        await asyncio.sleep(1.05)  # the create counts as a refresh: wait one interval
+        store = client.app.state.store  # type: ignore[attr-defined]
+        await age_job(store, job["id"], 60)  # the create counts as a refresh: one interval on
         answers = await asyncio.gather(*(client.get(f"{URL}/{job['id']}") for _ in range(200)))
     assert {r.status_code for r in answers} == {200}
     assert echo.calls["fetch"] == 1
 
 
 async def test_the_lease_holds_across_two_gateway_processes(make_settings: Any) -> None:
-    settings = _quiet(make_settings, GATEWAY_REFRESH_INTERVAL="0.3")
+    settings = _quiet(make_settings, GATEWAY_REFRESH_INTERVAL="60")
     one, two = EchoProvider(), EchoProvider()
     async with (
         app_client(create_app(settings, providers=[one])) as a,
         app_client(create_app(settings, providers=[two])) as b,
     ):
         job = await _create(a)
-        await asyncio.sleep(0.35)
+        store = a.app.state.store  # type: ignore[attr-defined]
+        await age_job(store, job["id"], 60)  # one interval on: due
         polls = [c.get(f"{URL}/{job['id']}") for c in (a, b) for _ in range(50)]
         answers = await asyncio.gather(*polls)
         assert {r.status_code for r in answers} == {200}
         assert one.calls["fetch"] + two.calls["fetch"] == 1
-        await asyncio.sleep(0.35)  # next interval: one more call, from either process
+        await age_job(store, job["id"], 60)  # next interval: one more call, from either process
         await asyncio.gather(*(c.get(f"{URL}/{job['id']}") for c in (a, b) for _ in range(20)))
         assert one.calls["fetch"] + two.calls["fetch"] == 2
 
 
 async def test_a_poll_waits_for_the_refresh_another_process_has_under_way(
-    make_settings: Any,
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Process B's poll finds the lease held by A's refresh: it answers A's fresh
     snapshot (not the one older than the interval), and makes no call of its own."""
-    settings = _quiet(make_settings, GATEWAY_REFRESH_INTERVAL="0.3")
+    settings = _quiet(make_settings, GATEWAY_REFRESH_INTERVAL="60")
     one, two = EchoProvider(), EchoProvider()
-    one.fetch_delay = 0.15
+    one.fetch_gate = asyncio.Event()  # A's upstream call lasts until the test says so
     async with (
         app_client(create_app(settings, providers=[one])) as a,
         app_client(create_app(settings, providers=[two])) as b,
     ):
         job = await _create(a)
         assert job["status"] == "queued"
-        await asyncio.sleep(0.35)  # due
+        await age_job(a.app.state.store, job["id"], 60)  # type: ignore[attr-defined]
         first = asyncio.ensure_future(a.get(f"{URL}/{job['id']}"))
-        await asyncio.sleep(0.05)  # A holds the lease, its upstream call under way
-        answer = await b.get(f"{URL}/{job['id']}")
+        await eventually(lambda: one.calls["fetch"] == 1, what="A's upstream call under way")
+
+        b_store = b.app.state.store  # type: ignore[attr-defined]
+        begin, lease_refused = b_store.begin_refresh, asyncio.Event()
+
+        async def watched(*args: Any, **kwargs: Any) -> Any:
+            begun = await begin(*args, **kwargs)
+            if not begun.leased:
+                lease_refused.set()
+            return begun
+
+        monkeypatch.setattr(b_store, "begin_refresh", watched)
+        second = asyncio.ensure_future(b.get(f"{URL}/{job['id']}"))
+        await asyncio.wait_for(lease_refused.wait(), 30)  # B found A's lease: B waits
+        one.fetch_gate.set()  # A's call answers; B sees A's snapshot within its wait
+        answer = await second
         assert answer.json()["status"] == "in_progress"  # A's snapshot, not the old one
         assert "x-gateway-stale" not in answer.headers
         assert (await first).json()["status"] == "in_progress"
@@ -113,8 +142,11 @@ async def test_spent_budget_answers_the_cached_snapshot_never_an_error(
     make_settings: Any, echo: EchoProvider
 ) -> None:
     settings = _quiet(
-        make_settings, GATEWAY_REFRESH_INTERVAL="0", GATEWAY_UPSTREAM_BUDGETS="echo=36"
-    )  # 36 a minute, a bucket of 5 s (the default burst): 3 calls
+        make_settings,
+        GATEWAY_REFRESH_INTERVAL="0",
+        GATEWAY_UPSTREAM_BUDGETS="echo=6",
+        GATEWAY_UPSTREAM_BURST_SECONDS="30",
+    )  # 6 a minute, a bucket of 30 s: 3 calls, then one per 10 s (no refill during the test)
     async with app_client(create_app(settings, providers=[echo])) as client:
         jobs = [await _create(client) for _ in range(5)]
         answers = [await client.get(f"{URL}/{j['id']}") for j in jobs]
@@ -129,28 +161,32 @@ async def test_spent_budget_answers_the_cached_snapshot_never_an_error(
 
 
 async def test_the_burst_bounds_the_bucket(make_settings: Any, echo: EchoProvider) -> None:
-    """60 a minute with a 2 s burst: two calls at once, then one a second, not a whole
+    """6 a minute with a 20 s burst: two calls at once, then one every 10 s, not a whole
     minute's budget in one go (which would be twice the budget within a minute)."""
     settings = _quiet(
         make_settings,
         GATEWAY_REFRESH_INTERVAL="0",
-        GATEWAY_UPSTREAM_BUDGETS="echo=60",
-        GATEWAY_UPSTREAM_BURST_SECONDS="2",
+        GATEWAY_UPSTREAM_BUDGETS="echo=6",
+        GATEWAY_UPSTREAM_BURST_SECONDS="20",
     )
     async with app_client(create_app(settings, providers=[echo])) as client:
         jobs = [await _create(client) for _ in range(6)]
         answers = [await client.get(f"{URL}/{j['id']}") for j in jobs]
         assert echo.calls["fetch"] == 2
         assert sum(r.headers.get("x-gateway-stale") == "true" for r in answers) == 4
-        await asyncio.sleep(1.1)  # one more token
+        bucket = client.app.state.jobs.limits.bucket_key("upstream:echo")  # type: ignore[attr-defined]
+        await rewind_bucket(client.app.state.store.redis, bucket, 10)  # type: ignore[attr-defined]
         await client.get(f"{URL}/{jobs[-1]['id']}")
         assert echo.calls["fetch"] == 3
 
 
 async def test_budget_is_shared_by_two_processes(make_settings: Any) -> None:
     settings = _quiet(
-        make_settings, GATEWAY_REFRESH_INTERVAL="0", GATEWAY_UPSTREAM_BUDGETS="echo=48"
-    )  # a bucket of 4 calls
+        make_settings,
+        GATEWAY_REFRESH_INTERVAL="0",
+        GATEWAY_UPSTREAM_BUDGETS="echo=8",
+        GATEWAY_UPSTREAM_BURST_SECONDS="30",
+    )  # a bucket of 4 calls, one more per 7.5 s (none during the test)
     one, two = EchoProvider(), EchoProvider()
     async with (
         app_client(create_app(settings, providers=[one])) as a,
@@ -171,11 +207,11 @@ async def test_the_refresher_advances_a_job_nobody_polls(
     async with app_client(create_app(settings, providers=[echo])) as client:
         job = await _create(client)
         store = client.app.state.store  # type: ignore[attr-defined]
-        assert await _status_within(store, job["id"], 20) == "completed"
+        await _completed(store, job["id"])
         assert echo.calls["fetch"] == 2  # WAITING -> RUNNING -> DONE, then nothing more
         assert await store.redis.zscore(store.due_key, job["id"]) is None
-        await asyncio.sleep(0.6)
-        assert echo.calls["fetch"] == 2  # final: off the schedule for good
+        await _refresher_went_past(client, echo)
+        assert echo.fetched[job["id"]] == 2  # final: off the schedule for good
 
 
 async def test_a_callback_updates_at_once_and_pushes_the_next_refresh_back(
@@ -190,9 +226,9 @@ async def test_a_callback_updates_at_once_and_pushes_the_next_refresh_back(
         assert r.json()["status"] == "in_progress"
         due = await store.redis.zscore(store.due_key, job["id"])
         assert due > time.time() + 50
-        calls = echo.calls["fetch"]
-        await asyncio.sleep(0.6)  # three refresh intervals: the refresher leaves it alone
-        assert echo.calls["fetch"] == calls
+        calls = echo.fetched[job["id"]]
+        await _refresher_went_past(client, echo)  # intervals on: the refresher leaves it alone
+        assert echo.fetched[job["id"]] == calls
 
 
 async def test_a_refresh_costs_the_status_calls_its_fetch_makes(
@@ -253,7 +289,8 @@ async def test_the_refresher_wakes_when_the_next_job_is_due(
         refresher = Refresher(client.app.state.jobs, idle=30.0)  # type: ignore[attr-defined]
         task = asyncio.create_task(refresher.run(stop))
         try:
-            assert await _status_within(store, job["id"], 10) == "completed"
+            # Well within the idle period: a refresher that slept it out would miss this.
+            await _completed(store, job["id"], timeout=10)
             assert echo.calls["fetch"] == 2
         finally:
             stop.set()

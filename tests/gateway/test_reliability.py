@@ -14,6 +14,7 @@ import httpx
 from gateway.api.app import create_app
 from providers.base import UpstreamError, UpstreamRejected, UpstreamTimeout
 from tests.conftest import OTHER_KEY, app_client
+from tests.support.clock import FakeClock, age_job, use_breaker_clock
 from tests.support.echo import EchoProvider
 
 BODY = {"model": "echo/v1", "prompt": "a quiet song"}
@@ -166,7 +167,7 @@ async def test_lost_create_answer_fails_after_the_bound(
 ) -> None:
     settings = make_settings(
         GATEWAY_PUBLIC_URL="http://gateway.test",
-        GATEWAY_UNKNOWN_OUTCOME_SECONDS="0.2",
+        GATEWAY_UNKNOWN_OUTCOME_SECONDS="60",
         GATEWAY_MAX_INFLIGHT_JOBS="1",
     )
     async with app_client(create_app(settings, providers=[echo])) as client:
@@ -174,7 +175,7 @@ async def test_lost_create_answer_fails_after_the_bound(
         job = (await _create(client)).json()
         busy = await _create(client)  # the unknown job holds the key's only slot
         assert busy.status_code == 429 and busy.json()["error"] == "too_many_jobs"
-        await asyncio.sleep(0.3)
+        await age_job(client.app.state.store, job["id"], 60)  # type: ignore[attr-defined]
         failed = (await client.get(f"/v1/music/generate/{job['id']}")).json()
         assert failed["status"] == "failed"
         assert failed["error"]["code"] == "upstream_outcome_unknown"
@@ -237,6 +238,8 @@ async def test_circuit_opens_fails_fast_and_recovers(
 ) -> None:
     settings = make_settings(GATEWAY_BREAKER_FAILURES="2", GATEWAY_BREAKER_COOLDOWN="0.5")
     async with app_client(create_app(settings, providers=[echo])) as client:
+        clock = FakeClock()  # the cooldown passes when the test says so, not before
+        breaker = use_breaker_clock(client.app, "echo", clock)
         echo.submit_errors = [
             UpstreamError("boom", provider="echo", native_status=500) for _ in range(2)
         ]
@@ -248,7 +251,7 @@ async def test_circuit_opens_fails_fast_and_recovers(
         assert echo.calls["submit"] == 2  # failed fast: no upstream call
         ready = (await client.get("/ready")).json()
         assert ready["providers"]["echo"]["circuit"] == "open"
-        await asyncio.sleep(0.6)
+        clock.advance(breaker.cooldown)
         assert (await client.get("/ready")).json()["providers"]["echo"]["circuit"] == "half_open"
         assert (await _create(client)).status_code == 200  # the trial call succeeds
         assert (await client.get("/ready")).json()["providers"]["echo"]["circuit"] == "closed"

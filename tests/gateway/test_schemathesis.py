@@ -30,7 +30,6 @@ import contextlib
 import itertools
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +58,7 @@ from providers.registry import SIMULATORS
 from providers.tempolor import simulator as tempolor_sim
 from tests.conftest import TEST_KEY, app_client
 from tests.support.servers import serve
+from tests.support.waiting import wait_until
 
 CHECKS = [
     not_a_server_error,
@@ -156,11 +156,11 @@ def gateway(make_settings: Callable[..., Settings]) -> Iterator[Gateway]:
         yield Gateway(url=url, catalog=tuple(catalog), simulators=sims, receiver=receiver)
 
 
-def wait_for_callbacks(receiver: Receiver, job_ids: set[str], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while {path["job_id"] for path, _ in receiver.for_jobs(job_ids)} != job_ids:
-        assert time.monotonic() < deadline, f"no provider callback for some of {job_ids}"
-        time.sleep(0.02)
+def wait_for_callbacks(receiver: Receiver, job_ids: set[str]) -> None:
+    def arrived() -> bool:
+        return {path["job_id"] for path, _ in receiver.for_jobs(job_ids)} == job_ids
+
+    wait_until(arrived, what=f"a provider callback for each of {job_ids}")
 
 
 @pytest.fixture
@@ -275,9 +275,8 @@ def test_jobs_and_callbacks_conform(api_schema: OpenApiSchema, gateway: Gateway)
         jobs[call(api_schema, "/v1/music/generate", "POST", body=body)["id"]] = body
 
     final: dict[str, str] = {}
-    deadline = time.monotonic() + 20
-    while len(final) < len(jobs):
-        assert time.monotonic() < deadline, f"not final in time: {set(jobs) - set(final)}"
+
+    def all_final() -> bool:
         for music_id in set(jobs) - set(final):
             job = call(
                 api_schema,
@@ -287,7 +286,9 @@ def test_jobs_and_callbacks_conform(api_schema: OpenApiSchema, gateway: Gateway)
             )
             if job["status"] in FINAL:
                 final[music_id] = job["status"]
-        time.sleep(0.05)
+        return len(final) == len(jobs)
+
+    wait_until(all_final, interval=0.05, what="every job final")
     failing = {i for i, b in jobs.items() if b["prompt"] == "failme"}
     assert {final[i] for i in failing} == {"failed"}, final
     assert {final[i] for i in set(jobs) - failing} == {"completed"}, final

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ import httpx
 from gateway.store.embedded import EmbeddedRedis
 from providers.registry import REGISTRY
 from tests.support.servers import free_port, interrupt
+from tests.support.waiting import wait_until
 
 
 def test_serve_with_embedded_redis_and_clean_stop(tmp_path: Path) -> None:
@@ -28,16 +28,17 @@ def test_serve_with_embedded_redis_and_clean_stop(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def ready() -> bool:
             try:
                 if httpx.get(base + "/ready", timeout=1).status_code == 200:
-                    break
+                    return True
             except httpx.HTTPError:
                 pass
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "gateway did not become ready"
-            time.sleep(0.1)
+            return False
+
+        wait_until(ready, timeout=30, what="the gateway ready")
         r = httpx.get(base + "/v1/models", headers={"Authorization": "Bearer sk-serve-test-1"})
         models = [m for r in REGISTRY.values() for m in r.models]
         assert r.status_code == 200 and len(r.json()["data"]) == len(models) == 15

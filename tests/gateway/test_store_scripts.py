@@ -7,7 +7,6 @@ Two ``Store`` objects on one Redis stand for two gateway processes.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from redis.asyncio import Redis
 
 from gateway.store.limits import Bucket, Limits
 from gateway.store.store import IdempotencyEntry, JobRecord, Store, decode_job
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -144,10 +144,14 @@ async def test_begin_refresh_one_lease_holder_a_fresh_read_and_the_budget(
 async def test_begin_refresh_lease_expires(pair: tuple[Store, Store, Limits]) -> None:
     one, other, _ = pair
     await one.put_job(job())
-    assert (await one.begin_refresh("mus_a", 0.05)).leased
-    assert not (await other.begin_refresh("mus_a", 0.05)).leased
-    await asyncio.sleep(0.1)
-    assert (await other.begin_refresh("mus_a", 0.05)).leased
+    assert (await one.begin_refresh("mus_a", 1.0)).leased  # a second: ample for the next call
+    assert not (await other.begin_refresh("mus_a", 1.0)).leased
+    assert 0 < await one.redis.pttl(f"{one.prefix}lease:mus_a") <= 1000  # Redis expires it
+
+    async def leased() -> bool:
+        return (await other.begin_refresh("mus_a", 1.0)).leased
+
+    await eventually(leased, what="the lease taken again once it expired")
 
 
 async def test_open_job_is_all_or_nothing(pair: tuple[Store, Store, Limits]) -> None:

@@ -7,7 +7,7 @@ import ipaddress
 import socket
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.notify.ssrf import ALLOW_SETTING, UnsafeURL, check_webhook_url
@@ -259,7 +259,15 @@ _FORBIDDEN_V4 = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+# Reproducible (fixed seed, no example database) and no timing-based health check, like
+# the providers' property tests: the same examples on every run, however loaded the box.
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(net=st.sampled_from(_FORBIDDEN_V4), offset=st.integers(min_value=0))
 async def test_every_address_in_a_forbidden_range_is_rejected_in_every_form(
     net: ipaddress.IPv4Network, offset: int

@@ -21,7 +21,9 @@ from redis.asyncio import Redis
 from gateway.infra.log import configure_logging
 from gateway.notify.webhooks import WebhookOutbox, encode_event
 from gateway.store.keys import new_signing_secret
+from tests.support.clock import FakeClock
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
 
 PAYLOAD = b'{"id":"mus_01","object":"music","status":"completed"}'
 
@@ -52,13 +54,6 @@ def make_outbox(redis: Redis, http: httpx.AsyncClient, prefix: str) -> Callable[
     return make
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 def drained(outbox: WebhookOutbox) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return await outbox.pending() == 0
@@ -73,7 +68,7 @@ async def drive(outbox: WebhookOutbox, done: Callable[[], Awaitable[bool]]) -> N
         await outbox.deliver_due()
         return await done()
 
-    await until(step)
+    await eventually(step, what="delivered")
 
 
 async def enqueue(outbox: WebhookOutbox, url: str, secret: str, msg_id: str = "") -> str:
@@ -142,7 +137,7 @@ async def test_retried_after_failing_receiver_with_same_id(
     stop = asyncio.Event()
     task = asyncio.create_task(outbox.run(stop, idle=0.01))
     try:
-        await until(drained(outbox))
+        await eventually(drained(outbox), what="the outbox drained")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -197,7 +192,8 @@ async def test_crashed_workers_claim_comes_back(
         entered.set()
         await never.wait()
 
-    crashing = make_outbox(url_check=hang, claim_seconds=2.0)
+    clock = FakeClock(start=time.time())  # both workers' clock: claims age when told
+    crashing = make_outbox(url_check=hang, claim_seconds=60.0, clock=clock)
     url, rec = receiver.add()
     msg_id = await enqueue(crashing, url, new_signing_secret())
     worker = asyncio.create_task(crashing.deliver_due())
@@ -205,9 +201,10 @@ async def test_crashed_workers_claim_comes_back(
     worker.cancel()  # the worker dies holding the claim
     with pytest.raises(asyncio.CancelledError):
         await worker
-    other = make_outbox(schedule=(0, 0.05))
+    other = make_outbox(schedule=(0, 0.05), clock=clock)
     assert await other.deliver_due() == 0  # still claimed
-    await drive(other, drained(other))  # claim_seconds later it is due again
+    clock.advance(60.0)  # claim_seconds later it is due again
+    await drive(other, drained(other))
     assert rec.ids() == [msg_id]
 
 
@@ -221,7 +218,7 @@ async def test_two_workers_deliver_each_message_once(
     stop = asyncio.Event()
     tasks = [asyncio.create_task(o.run(stop, idle=0.01)) for o in (a, b)]
     try:
-        await until(drained(a))
+        await eventually(drained(a), what="the outbox drained")
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
@@ -306,7 +303,7 @@ async def test_run_survives_a_broken_redis(
         return sum('"webhook_loop_error"' in line for line in logged) >= 2
 
     try:
-        await until(failed_twice)
+        await eventually(failed_twice, what="two loop errors logged")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

@@ -13,7 +13,6 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,12 +27,16 @@ from gateway.infra.settings import Settings
 from gateway.jobs.create import CREATE_RETRIES
 from gateway.store.store import JobRecord
 from tests.conftest import TEST_KEY
+from tests.support.clock import FakeClock, use_breaker_clock
 from tests.support.servers import free_port, serve
 from tests.support.upstreams import UPSTREAMS, Upstream
+from tests.support.waiting import wait_until
 
 URL = "/v1/music/generate"
-READ_TIMEOUT = 0.6  # the provider's read timeout where a create answer is held back
-LATE = 2.5  # how late the simulator answers such a create (well past READ_TIMEOUT)
+# The provider's read timeout where a create answer is held back: every other answer of
+# the simulator comes within milliseconds, well within it even on a loaded machine.
+READ_TIMEOUT = 1.5
+LATE = 5.0  # how late the simulator answers such a create (well past READ_TIMEOUT)
 POLL_RETRIES = 2
 
 
@@ -51,10 +54,11 @@ class Sim:
 
 
 class Gateway:
-    """A served gateway: an authenticated client, its settings and its Redis records."""
+    """A served gateway: an authenticated client, its settings and its Redis records
+    (``app``: the app itself, served in a thread)."""
 
-    def __init__(self, client: httpx.Client, settings: Settings) -> None:
-        self.client, self.settings = client, settings
+    def __init__(self, client: httpx.Client, settings: Settings, app: Any) -> None:
+        self.client, self.settings, self.app = client, settings, app
 
     def create(self, up: Upstream, key: str | None = None, **body: Any) -> httpx.Response:
         body = {"model": up.model, "prompt": "a calm lo-fi beat for fault drills", **body}
@@ -64,17 +68,13 @@ class Gateway:
     def get(self, job_id: str) -> httpx.Response:
         return self.client.get(f"{URL}/{job_id}")
 
-    def wait(
-        self, job_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 15
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
+    def wait(self, job_id: str, until: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        def polled() -> dict[str, Any] | None:
             r = self.get(job_id)
             assert r.status_code == 200, r.text
-            if until(r.json()):
-                return r.json()
-            assert time.monotonic() < deadline, f"timed out at {r.json()}"
-            time.sleep(0.05)
+            return r.json() if until(r.json()) else None
+
+        return wait_until(polled, interval=0.05, what=f"{job_id} {until.__name__}")
 
     def circuit(self, provider: str) -> str:
         r = self.client.get("/ready")
@@ -147,13 +147,14 @@ def gateway(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Ga
                 **public,
                 **env,
             )
-            stack.enter_context(serve(create_app(settings), port))
+            app = create_app(settings)
+            stack.enter_context(serve(app, port))
             client = stack.enter_context(
                 httpx.Client(
                     base_url=base, headers={"Authorization": f"Bearer {TEST_KEY}"}, timeout=20
                 )
             )
-            return Gateway(client, settings)
+            return Gateway(client, settings, app)
 
         yield start
 
@@ -248,8 +249,12 @@ def test_create_never_confirmed_fails_with_outcome_unknown_after_the_bound(
     gateway: Callable[..., Gateway], sim: Sim, up: Upstream
 ) -> None:
     sim.set({**up.create_answer_late(LATE, count=1), **up.callbacks(False)})
+    # The bound is counted from the job's creation, and the background refresher applies
+    # it even to a create still waiting for its answer: it must be well beyond the read
+    # timeout, or the job fails before the create has answered "queued". (The create is
+    # the only upstream call here: a short read timeout cuts nothing else.)
     gw = gateway(
-        {**up.env(sim.url, read_timeout=READ_TIMEOUT), "GATEWAY_UNKNOWN_OUTCOME_SECONDS": "1"},
+        {**up.env(sim.url, read_timeout=0.5), "GATEWAY_UNKNOWN_OUTCOME_SECONDS": "3"},
         callbacks=True,
     )
     r = gw.create(up)
@@ -270,9 +275,11 @@ def test_connect_failure_is_retried_then_the_circuit_opens_and_recovers(
         {
             **up.env(url, connect_timeout=2.0),
             "GATEWAY_BREAKER_FAILURES": "4",
-            "GATEWAY_BREAKER_COOLDOWN": "2",  # room for the checks below
+            "GATEWAY_BREAKER_COOLDOWN": "2",
         }
     )
+    clock = FakeClock()  # the cooldown passes when the test says so, after its checks
+    breaker = use_breaker_clock(gw.app, up.name, clock)
     first = gw.create(up)
     assert first.status_code in (502, 504), first.text
     # No request can have left: the create was tried again, up to the retry budget.
@@ -296,10 +303,9 @@ def test_connect_failure_is_retried_then_the_circuit_opens_and_recovers(
     assert gw.upstream_calls(up.name, "submit", "upstream_error") == before
     with serve(up.app(), port), httpx.Client() as http:
         up.configure(http, url, up.fast())
-        deadline = time.monotonic() + 15
-        while gw.circuit(up.name) == "open":  # the cooldown (2 s) passes
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert gw.circuit(up.name) == "open"
+        clock.advance(breaker.cooldown)  # the cooldown passes
+        assert gw.circuit(up.name) == "half_open"
         r = gw.create(up)
         assert r.status_code == 200, r.text
         assert gw.circuit(up.name) == "closed"

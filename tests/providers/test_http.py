@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import sys
 import time
@@ -43,8 +44,15 @@ from providers.kit.http import (
 from providers.musicgpt.catalog import MODELS as MG_MODELS
 from providers.tempolor.catalog import MODELS as TP_MODELS
 from tests.support.servers import free_port
+from tests.support.waiting import eventually, wait_until
 
+# Short timeouts where a test waits for one to fire; patient ones everywhere else, so that
+# an answer that is on its way is never cut short on a loaded machine.
 FAST = Timeouts(connect=0.3, read=0.3, write=0.3, pool=0.3)
+PATIENT = Timeouts(connect=5, read=5, write=5, pool=5)
+# Against a body dribbled a byte per 50 ms: a read timeout no stall of the serving loop
+# reaches (a stall beyond 0.3 s did), and a short total cap (their sum) that cuts it.
+DRIBBLE = Timeouts(connect=0.1, read=3.0, write=0.1, pool=0.1)
 MG_KEY = "mg-http-test-key-7d2e9a"
 UA_TOKEN = "user:4711-http-test-token-c0ffee"
 
@@ -131,7 +139,8 @@ async def reset(writer: asyncio.StreamWriter) -> None:
 
 
 async def dribble(writer: asyncio.StreamWriter) -> None:
-    """A 200 whose body arrives a byte at a time, each well within the read timeout."""
+    """A 200 whose body arrives a byte at a time, each well within the read timeout
+    (``DRIBBLE``'s), the whole far beyond the total cap."""
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
     for _ in range(1000):
         await writer.drain()
@@ -148,6 +157,11 @@ def full_backlog() -> Iterator[str]:
     listener.listen(0)
     port = listener.getsockname()[1]
     fillers = []
+
+    def handshake_done(s: socket.socket) -> bool:
+        _, writable, _ = select.select([], [s], [], 0)
+        return bool(writable) and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+
     try:
         for _ in range(4):  # backlog 0 queues one; a few more make sure
             s = socket.socket()
@@ -155,7 +169,7 @@ def full_backlog() -> Iterator[str]:
             with contextlib.suppress(BlockingIOError):
                 s.connect(("127.0.0.1", port))
             fillers.append(s)
-        time.sleep(0.05)
+        wait_until(lambda: any(handshake_done(s) for s in fillers), what="the accept queue full")
         yield f"http://127.0.0.1:{port}"
     finally:
         for s in fillers:
@@ -168,7 +182,7 @@ async def fast_http() -> AsyncIterator[Callable[..., UpstreamHTTP]]:
     made: list[UpstreamHTTP] = []
 
     def make(url: str, **kw: object) -> UpstreamHTTP:
-        kw.setdefault("timeouts", FAST)
+        kw.setdefault("timeouts", PATIENT)
         http = UpstreamHTTP(url, **kw)  # type: ignore[arg-type]
         made.append(http)
         return http
@@ -280,12 +294,13 @@ async def test_an_unknown_host_is_not_sent(fast_http: Callable[..., UpstreamHTTP
 @pytest.mark.skipif(sys.platform != "linux", reason="relies on Linux dropping SYNs")
 async def test_connect_timeout_is_not_sent(fast_http: Callable[..., UpstreamHTTP]) -> None:
     with full_backlog() as url:
-        http = fast_http(url)
+        http = fast_http(url, timeouts=FAST)
         started = time.monotonic()
         with pytest.raises(ConnectTimeout) as info:
             await http.request("POST", "/x", content=b"{}")
     assert info.value.sent is False
-    assert 0.25 <= time.monotonic() - started < 2.0
+    # The connect timeout (0.3 s) cut it; a hang detector above (a SYN retry is 1 s, 3 s..)
+    assert 0.25 <= time.monotonic() - started < 5.0
 
 
 async def test_waiting_for_a_pooled_connection_times_out_as_not_sent(
@@ -296,7 +311,7 @@ async def test_waiting_for_a_pooled_connection_times_out_as_not_sent(
             srv.url, timeouts=Timeouts(connect=0.2, read=5, write=1, pool=0.1), limit=1
         )
         busy = asyncio.create_task(http.request("GET", "/busy"))
-        await asyncio.sleep(0.05)  # the one connection is taken
+        await eventually(lambda: len(srv.requests) == 1, what="the one connection taken")
         with pytest.raises(ConnectTimeout) as info:
             await http.request("POST", "/x", content=b"{}")
         busy.cancel()
@@ -312,7 +327,7 @@ async def test_waiting_for_a_pooled_connection_times_out_as_not_sent(
 async def test_read_timeout_is_sent(fast_http: Callable[..., UpstreamHTTP]) -> None:
     async with raw_server(never_answer) as srv:
         with pytest.raises(ReadTimeout) as info:
-            await fast_http(srv.url).request("POST", "/x", content=b"{}")
+            await fast_http(srv.url, timeouts=FAST).request("POST", "/x", content=b"{}")
     assert info.value.sent is True and "SocketTimeoutError" in info.value.message
     assert len(srv.requests) == 1
 
@@ -323,9 +338,10 @@ async def test_an_answer_slower_than_the_total_cap_is_a_read_timeout(
     async with raw_server(dribble) as srv:
         started = time.monotonic()
         with pytest.raises(ReadTimeout) as info:
-            await fast_http(srv.url).request("GET", "/x")  # each byte within read=0.3
+            await fast_http(srv.url, timeouts=DRIBBLE).request("GET", "/x")
     assert info.value.sent is True and info.value.message.startswith("TimeoutError")
-    assert time.monotonic() - started < 2.0  # cut at connect + pool + write + read
+    # Cut at connect + pool + write + read (3.3 s), far before the 50 s the body takes.
+    assert time.monotonic() - started < 15.0
 
 
 @pytest.mark.parametrize(
@@ -408,28 +424,28 @@ def test_classify(exc: BaseException, kind: type[TransportError]) -> None:
 # ----------------------------------------------------- through both provider clients
 
 
-def mg_provider(url: str) -> Provider:
+def mg_provider(url: str, timeout: str) -> Provider:
     return musicgpt.create(
         {
             "MUSICGPT_API_KEY": MG_KEY,
             "MUSICGPT_BASE_URL": url,
-            "MUSICGPT_CONNECT_TIMEOUT": "0.3",
-            "MUSICGPT_READ_TIMEOUT": "0.3",
-            "MUSICGPT_POOL_TIMEOUT": "0.3",
-            "MUSICGPT_WRITE_TIMEOUT": "0.3",
+            "MUSICGPT_CONNECT_TIMEOUT": timeout,
+            "MUSICGPT_READ_TIMEOUT": timeout,
+            "MUSICGPT_POOL_TIMEOUT": timeout,
+            "MUSICGPT_WRITE_TIMEOUT": timeout,
         }
     )
 
 
-def tp_provider(url: str) -> Provider:
+def tp_provider(url: str, timeout: str) -> Provider:
     return tempolor.create(
         {
             "USEAPI_TOKEN": UA_TOKEN,
             "USEAPI_BASE_URL": url,
-            "USEAPI_CONNECT_TIMEOUT": "0.3",
-            "USEAPI_READ_TIMEOUT": "0.3",
-            "USEAPI_POOL_TIMEOUT": "0.3",
-            "USEAPI_WRITE_TIMEOUT": "0.3",
+            "USEAPI_CONNECT_TIMEOUT": timeout,
+            "USEAPI_READ_TIMEOUT": timeout,
+            "USEAPI_POOL_TIMEOUT": timeout,
+            "USEAPI_WRITE_TIMEOUT": timeout,
         }
     )
 
@@ -440,9 +456,11 @@ PROVIDERS = {
 }
 
 
-async def submit(name: str, url: str) -> BaseException:
+async def submit(name: str, url: str, timeout: str = "5") -> BaseException:
+    """The error ``name``'s submit raises against ``url`` (``timeout``: each of the
+    client's timeouts, short only where the test waits for one to fire)."""
     make, req, _ = PROVIDERS[name]
-    provider = make(url)
+    provider = make(url, timeout)
     try:
         await provider.start(req)
     except Exception as exc:  # the test asserts on it
@@ -465,7 +483,7 @@ async def test_provider_connect_failures_are_not_sent(name: str) -> None:
     check(await submit(name, f"http://127.0.0.1:{free_port()}"), name, UpstreamError, False)
     if sys.platform == "linux":
         with full_backlog() as url:
-            check(await submit(name, url), name, UpstreamTimeout, False)
+            check(await submit(name, url, timeout="0.3"), name, UpstreamTimeout, False)
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))
@@ -487,7 +505,7 @@ async def test_provider_failures_after_sending_are_sent(
     name: str, reply: Callable[[asyncio.StreamWriter], Awaitable[None]], kind: type[Exception]
 ) -> None:
     async with raw_server(reply) as srv:
-        exc = await submit(name, srv.url)
+        exc = await submit(name, srv.url, timeout="0.3" if reply is never_answer else "5")
     check(exc, name, kind, True)
     assert exc.native_status is None  # type: ignore[attr-defined]
     assert len(srv.requests) == 1 and srv.requests[0].startswith(b"POST ")

@@ -6,8 +6,10 @@ native step per ``fetch``: ``WAITING`` → ``RUNNING`` → ``DONE`` (or ``BROKEN
 ``{"mystery": true}``). Every call is counted so tests can assert upstream traffic.
 
 Fault knobs: ``submit_errors`` / ``fetch_errors`` (raised in order, one per call, before
-calls succeed again), ``submit_delay`` / ``fetch_delay`` (seconds), ``rate_limited``,
-``fetch_error`` (raised on every fetch). A callback body ``{"native_id": ...}`` names the
+calls succeed again), ``submit_delay`` / ``fetch_delay`` (seconds), ``fetch_gate`` (an
+``asyncio.Event`` every fetch waits for: a slow upstream the test releases when it
+chooses), ``rate_limited``, ``fetch_error`` (raised on every fetch). ``fetched`` counts
+the fetches per gateway job id. A callback body ``{"native_id": ...}`` names the
 native job, as real providers' callbacks do, so a create whose answer was lost can be
 reconciled.
 
@@ -20,6 +22,7 @@ runs the generation to its end and answers ``Finished`` with the artefacts (the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import parse_qsl
@@ -97,12 +100,14 @@ class EchoProvider:
         self._configured = configured
         self._ids = itertools.count(1)
         self.calls: dict[str, int] = {"submit": 0, "fetch": 0, "callback": 0}
+        self.fetched: collections.Counter[str] = collections.Counter()  # gateway job id -> n
         self.rate_limited = False
         self.fetch_error: Exception | None = None
         self.submit_errors: list[Exception] = []
         self.fetch_errors: list[Exception] = []
         self.submit_delay = 0.0
         self.fetch_delay = 0.0
+        self.fetch_gate: asyncio.Event | None = None
         self.closed = False
         self.callback_headers: list[dict[str, str]] = []
 
@@ -181,6 +186,9 @@ class EchoProvider:
 
     async def fetch(self, job: JobRef[EchoState]) -> Snapshot[EchoState]:
         self.calls["fetch"] += 1
+        self.fetched[job.job_id] += 1
+        if self.fetch_gate is not None:
+            await self.fetch_gate.wait()
         if self.fetch_delay:
             await asyncio.sleep(self.fetch_delay)
         if self.fetch_errors:

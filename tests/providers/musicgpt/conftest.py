@@ -19,6 +19,7 @@ from providers.musicgpt import MusicGPTProvider, create
 from providers.musicgpt.catalog import MODELS
 from providers.musicgpt.simulator import SimulatorConfig, create_simulator
 from tests.support.servers import serve
+from tests.support.waiting import TIMEOUT, eventually
 
 KEY = "mg-test-key-5f1c9a0e7d"
 MODEL = {m.native_model: m for m in MODELS}
@@ -63,8 +64,8 @@ async def provider(mg_sim: Sim) -> AsyncIterator[MusicGPTProvider]:
         {
             "MUSICGPT_API_KEY": KEY,
             "MUSICGPT_BASE_URL": mg_sim.url,
-            "MUSICGPT_READ_TIMEOUT": "0.5",
-            "MUSICGPT_CONNECT_TIMEOUT": "0.5",
+            "MUSICGPT_READ_TIMEOUT": "5",  # loopback answers in ms, even on a loaded machine
+            "MUSICGPT_CONNECT_TIMEOUT": "5",
         }
     )
     assert isinstance(p, MusicGPTProvider)
@@ -88,10 +89,11 @@ class Receiver:
     def for_job(self, job_id: str) -> list[bytes]:
         return [body for jid, body in list(self.bodies) if jid == job_id]
 
-    async def wait_for(self, job_id: str, count: int, timeout: float = 5.0) -> list[bytes]:
-        deadline = time.monotonic() + timeout
-        while len(self.for_job(job_id)) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+    async def wait_for(self, job_id: str, count: int) -> list[bytes]:
+        """The job's callback bodies once ``count`` have arrived (fails if they do not)."""
+        await eventually(
+            lambda: len(self.for_job(job_id)) >= count, what=f"{count} callbacks for {job_id}"
+        )
         return self.for_job(job_id)
 
 
@@ -141,7 +143,7 @@ def job_ref(
 
 
 async def poll_until_final(
-    provider: MusicGPTProvider, sub: Pending, req: SubmitRequest, timeout: float = 5.0
+    provider: MusicGPTProvider, sub: Pending, req: SubmitRequest, timeout: float = TIMEOUT
 ) -> list[Snapshot]:
     """Fetch until completed/failed; returns every snapshot seen (the submit one first)."""
     seen = [sub.snapshot]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ from providers.base import (
     Callback,
     ProviderError,
     RequestRejected,
+    Snapshot,
     UpstreamAuthError,
     UpstreamError,
     UpstreamInsufficientCredits,
@@ -24,6 +24,7 @@ from providers.musicgpt import MusicGPTProvider, create
 from providers.musicgpt.catalog import MusicGPTOptions
 from providers.simulator_media import MP3_BYTES, PNG_BYTES, WAV_BYTES
 from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 from .conftest import KEY, Receiver, Sim, job_ref, poll_until_final, request
 
@@ -95,9 +96,9 @@ async def test_older_single_output_shape(provider: MusicGPTProvider, mg_sim: Sim
 async def test_partial_completed_and_alternative_words(
     provider: MusicGPTProvider, mg_sim: Sim
 ) -> None:
-    await mg_sim.set(
-        queue_seconds=0.3,
-        progress_seconds=0.8,
+    await mg_sim.set(  # each phase a window of a second: a slow poll cannot miss one
+        queue_seconds=1.0,
+        progress_seconds=2.0,
         partial_completed=True,
         string_numbers=True,
         status_words={"queued": "PENDING", "in_progress": "PROCESSING"},
@@ -119,8 +120,12 @@ async def test_unknown_final_word_never_completes(provider: MusicGPTProvider, mg
     await mg_sim.set(status_words={"completed": "FINISHED_OK"})
     req = request()
     sub = await provider.start(req)
-    await asyncio.sleep(0.8)
-    snap = await provider.fetch(job_ref(sub, req))
+
+    async def finished() -> Snapshot | None:  # past the simulated generation
+        snap = await provider.fetch(job_ref(sub, req))
+        return snap if snap.native_status == "FINISHED_OK" else None
+
+    snap = await eventually(finished, what="the simulator's final word")
     assert snap.native_status == "FINISHED_OK"
     assert snap.status == "in_progress"
     assert all(o.audio_url for o in snap.outputs)
@@ -211,15 +216,19 @@ async def test_malformed_json_is_upstream_error(
     assert type(info.value) is UpstreamError and "malformed" in info.value.message
 
 
-async def test_latency_beyond_read_timeout_is_timeout(
-    provider: MusicGPTProvider, mg_sim: Sim
-) -> None:
-    await mg_sim.set(faults=[{"latency": 1.0, "endpoints": ["create"], "count": 1}])
-    with pytest.raises(UpstreamTimeout) as info:
-        await provider.start(request())
-    assert info.value.sent is True
-    sub = await provider.start(request())  # count=1: the next one goes through
-    assert sub.snapshot.status == "queued"
+async def test_latency_beyond_read_timeout_is_timeout(mg_sim: Sim) -> None:
+    await mg_sim.set(faults=[{"latency": 5.0, "endpoints": ["create"], "count": 1}])
+    provider = create(
+        {"MUSICGPT_API_KEY": KEY, "MUSICGPT_BASE_URL": mg_sim.url, "MUSICGPT_READ_TIMEOUT": "1"}
+    )
+    try:
+        with pytest.raises(UpstreamTimeout) as info:
+            await provider.start(request())
+        assert info.value.sent is True
+        sub = await provider.start(request())  # count=1: the next one goes through
+        assert sub.snapshot.status == "queued"
+    finally:
+        await provider.aclose()
 
 
 async def test_small_latency_is_fine(provider: MusicGPTProvider, mg_sim: Sim) -> None:
@@ -356,7 +365,12 @@ async def test_callbacks_complete_the_job_without_polling(
         assert (await download(out.stream_audio_url)).text.startswith("#EXTM3U")
         assert out.image_url and out.duration == 1.0
         assert (await download(out.audio_url or "")).content == MP3_BYTES
-    stats = await mg_sim.stats()
+
+    async def all_counted() -> dict[str, Any] | None:  # counted once the answer is back
+        stats = await mg_sim.stats()
+        return stats if stats["callbacks_sent"] + stats["callbacks_failed"] >= 7 else None
+
+    stats = await eventually(all_counted, what="7 deliveries counted")
     assert stats["callbacks_sent"] == 7 and stats["callbacks_failed"] == 0
     assert stats["status_calls"] == 0
 
@@ -419,17 +433,21 @@ async def test_simulator_retries_then_counts_failures(
     req = request(callback=receiver.callback("job-r"))
     await provider.start(req)
     assert len(await receiver.wait_for("job-r", 4)) == 4
-    stats = await mg_sim.stats()
+
+    async def counted(name: str, n: int) -> dict[str, Any] | None:
+        """The stats once the simulator counted ``n`` ``name`` (it counts a delivery once
+        the receiver's answer is back, a moment after the receiver recorded it)."""
+        stats = await mg_sim.stats()
+        return stats if stats[name] >= n else None
+
+    stats = await eventually(lambda: counted("callbacks_sent", 4), what="4 deliveries counted")
     assert stats["callbacks_sent"] == 4 and stats["callback_attempts"] == 6
     # an unreachable receiver: retried, then counted as failed; the simulator lives on
     await mg_sim.set(callback_retries=1)
     dead_url = f"http://127.0.0.1:{free_port()}/hook/x/t"
     dead = request(callback=Callback(url=dead_url, job_id="x", token="t"))
     await provider.start(dead)
-    for _ in range(100):
-        if (await mg_sim.stats())["callbacks_failed"] >= 4:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: counted("callbacks_failed", 4), what="4 failed deliveries")
     assert (await mg_sim.stats())["callbacks_failed"] == 4
 
 

@@ -19,6 +19,7 @@ from gateway.api.app import create_app
 from gateway.infra.settings import Settings
 from providers.simulator_media import MP3_BYTES, PNG_BYTES, WAV_BYTES
 from tests.support.servers import free_port, serve
+from tests.support.waiting import TIMEOUT, eventually
 
 from .conftest import KEY, Sim
 
@@ -37,7 +38,7 @@ async def gateway(
         "GATEWAY_API_KEYS": GW_KEY,
         "MUSICGPT_API_KEY": KEY,
         "MUSICGPT_BASE_URL": sim.url,
-        "MUSICGPT_READ_TIMEOUT": "0.5",
+        "MUSICGPT_READ_TIMEOUT": "1.5",  # loopback answers in ms; the latency knob is far beyond
         "GATEWAY_REFRESH_INTERVAL": "0",
         **({"GATEWAY_PUBLIC_URL": base} if public else {}),
         **env,
@@ -62,7 +63,7 @@ async def poll(
     client: httpx.AsyncClient,
     job_id: str,
     until: Callable[[dict[str, Any]], bool],
-    timeout: float = 6,
+    timeout: float = TIMEOUT,
 ) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
@@ -136,11 +137,12 @@ async def test_callbacks_alone_complete_the_job_out_of_order_and_duplicated(
         )
         done = (await poll(client, job["id"], final))[-1]
         assert done["status"] == "completed"
-        for _ in range(100):  # the duplicates still in flight
+
+        async def all_answered() -> dict[str, Any] | None:  # the duplicates still in flight
             stats = await mg_sim.stats()
-            if stats["callbacks_sent"] + stats["callbacks_failed"] >= 14:
-                break
-            await asyncio.sleep(0.05)
+            return stats if stats["callbacks_sent"] + stats["callbacks_failed"] >= 14 else None
+
+        stats = await eventually(all_answered, what="14 callbacks answered")
         assert stats["callbacks_sent"] == 14 and stats["callbacks_failed"] == 0  # 7 x 2
         assert stats["status_calls"] == 0
         done = (await client.get(f"{URL}/{job['id']}")).json()
@@ -211,7 +213,7 @@ CREATE_FAULTS = [
     # A 200 we cannot read, or no answer in time: the job may exist upstream, so it is
     # never re-sent; without a callback URL to reconcile with, it fails at once.
     ({"malformed": True}, 504, "upstream_outcome_unknown"),
-    ({"latency": 1.0}, 504, "upstream_outcome_unknown"),
+    ({"latency": 5.0}, 504, "upstream_outcome_unknown"),
 ]
 
 

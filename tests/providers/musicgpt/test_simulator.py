@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
 from providers.simulator_media import MP3_BYTES, WAV_BYTES
+from tests.support.waiting import eventually
 
 from .conftest import KEY, Sim
 
@@ -88,8 +88,12 @@ async def test_progression_and_media(mg_sim: Sim) -> None:
     task = (await create(mg_sim)).json()["task_id"]
     first = (await by_id(mg_sim, task_id=task)).json()["conversion"]
     assert first["status"] == "IN_QUEUE" and first["conversion_path_1"] == ""
-    await asyncio.sleep(1.8)
-    conv = (await by_id(mg_sim, task_id=task)).json()["conversion"]
+
+    async def completed() -> dict[str, Any] | None:
+        conv = (await by_id(mg_sim, task_id=task)).json()["conversion"]
+        return conv if conv["status"] == "COMPLETED" else None
+
+    conv = await eventually(completed, what="the conversion completed")
     assert conv["status"] == "COMPLETED"
     mp3 = await call("GET", conv["conversion_path_1"])
     wav = await call("GET", conv["conversion_path_wav_2"])

@@ -12,6 +12,7 @@ import providers.tempolor as tempolor
 from providers.base import Callback, JobRef, Pending, Snapshot, SubmitRequest, is_final
 from providers.tempolor.catalog import MODELS, TemPolorOptions
 from providers.tempolor.simulator import SimulatorConfig
+from tests.support.waiting import TIMEOUT
 
 TOKEN = "user:12345-sim-secret-token-0042"
 SPECS = {m.id: m for m in MODELS}
@@ -81,7 +82,7 @@ async def poll(
     req: SubmitRequest,
     *,
     until: Any = None,
-    timeout: float = 5.0,
+    timeout: float = TIMEOUT,
 ) -> tuple[Snapshot, list[Snapshot]]:
     """Fetch until ``until(snapshot)`` (default: a final status); returns it and the history."""
     until = until or (lambda s: is_final(s.status))

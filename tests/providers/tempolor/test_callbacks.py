@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +13,12 @@ import providers.tempolor as tempolor
 from providers.base import Callback, JobRef, Snapshot
 from tests.providers.tempolor.helpers import Sim, ref, request
 from tests.support.servers import serve
+from tests.support.waiting import eventually
+
+# The simulator reads a callback's status when it sends it, at the start, the middle and
+# the end of the generation: where a test checks which callback says what, a generation
+# long enough that a sender held up on a loaded machine still sends the middle one mid-way.
+GENERATE = 2.0
 
 
 class Receiver:
@@ -36,11 +40,8 @@ class Receiver:
         url = f"{self.base}/v1/callbacks/tempolor/{job_id}/{token}"
         return Callback(url=url, job_id=job_id, token=token)
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[bytes]:
-        deadline = time.monotonic() + timeout
-        while len(self.bodies) < count:
-            assert time.monotonic() < deadline, f"only {len(self.bodies)} callbacks arrived"
-            await asyncio.sleep(0.02)
+    async def wait_for(self, count: int) -> list[bytes]:
+        await eventually(lambda: len(self.bodies) >= count, what=f"{count} callbacks")
         return [b for _, b in self.bodies]
 
 
@@ -80,6 +81,7 @@ async def apply_all(
 async def test_callbacks_carry_reply_ref_and_complete_the_job(
     provider: tempolor.TemPolorProvider, sim: Sim, receiver: Receiver
 ) -> None:
+    sim.configure(generate_seconds=GENERATE)
     req = request(callback=receiver.callback("mus_cb1", "tok-secret-1"))
     sub = await provider.start(req)
     assert sim.creates()[0]["body"]["replyUrl"] == req.callback.url  # type: ignore[union-attr]
@@ -95,6 +97,8 @@ async def test_callbacks_carry_reply_ref_and_complete_the_job(
     snaps = await apply_all(provider, job, bodies)
     assert [s.status for s in snaps] == ["in_progress", "in_progress", "completed"]
     assert snaps[-1].outputs[0].audio_url  # the intake fetched the URL at once
+    # The simulator counts a callback once the receiver's answer is back.
+    await eventually(lambda: sim.stats()["callbacks_sent"] >= 3, what="3 callbacks counted")
     assert sim.stats()["callbacks_sent"] == 3
     assert sim.stats()["status_calls"] == 0  # no polling was needed
 
@@ -115,21 +119,25 @@ async def test_callbacks_in_any_order_and_duplicated_never_regress(
 async def test_completion_callback_during_the_404_window_waits_for_a_fetch(
     provider: tempolor.TemPolorProvider, sim: Sim, receiver: Receiver
 ) -> None:
-    sim.configure(download_404_seconds=0.3)
+    sim.configure(download_404_seconds=2.0)  # the callback is applied well within it
     req = request(callback=receiver.callback("mus_cb3", "tok-3"))
     sub = await provider.start(req)
     bodies = await receiver.wait_for(3)
     (snap,) = await apply_all(provider, ref(sub, req, job_id="mus_cb3"), bodies[2:])
     assert snap.status == "in_progress" and snap.native_status == "COMPLETED"
-    await asyncio.sleep(0.35)
-    done = await provider.fetch(ref(sub, req, snap, job_id="mus_cb3"))
+
+    async def fetched_completed() -> Snapshot | None:  # a fetch after the 404 window
+        done = await provider.fetch(ref(sub, req, snap, job_id="mus_cb3"))
+        return done if done.status == "completed" else None
+
+    done = await eventually(fetched_completed, what="a fetch past the 404 window")
     assert done.status == "completed" and done.outputs[0].audio_url
 
 
 async def test_multi_job_callbacks(
     provider: tempolor.TemPolorProvider, sim: Sim, receiver: Receiver
 ) -> None:
-    sim.configure(jobs_per_create=2)
+    sim.configure(jobs_per_create=2, generate_seconds=GENERATE)
     req = request("tempolor/i3", callback=receiver.callback("mus_cb4", "tok-4"))
     sub = await provider.start(req)
     bodies = await receiver.wait_for(6)
@@ -166,10 +174,7 @@ async def test_callback_delivery_failures_are_counted_and_retried(
     sim.configure(callback_retries=1)
     await provider.start(request(callback=receiver.callback("mus_cb6", "tok-6")))
     await receiver.wait_for(6)  # 3 callbacks x (1 try + 1 retry)
-    deadline = time.monotonic() + 2
-    while sim.stats()["callbacks_failed"] < 3:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+    await eventually(lambda: sim.stats()["callbacks_failed"] >= 3, what="3 failures counted")
     assert sim.stats()["callbacks_sent"] == 0
 
 
@@ -179,6 +184,12 @@ async def test_no_callback_without_reply_url(
     req = request()
     sub = await provider.start(req)
     assert "replyUrl" not in sim.creates()[0]["body"]
-    await asyncio.sleep(0.3)
-    assert receiver.bodies == [] and sim.stats()["callbacks_sent"] == 0
+    # A barrier instead of a pause: a job with a reply URL, created after this one on the
+    # same timeline, has sent all its callbacks; this one would have sent its own first.
+    await provider.submit(request(callback=receiver.callback("mus_cb7", "tok-7")))
+    await receiver.wait_for(3)
+    await eventually(lambda: sim.stats()["jobs"] == {"completed": 2}, what="both jobs done")
+    await eventually(lambda: sim.stats()["callbacks_sent"] >= 3, what="3 callbacks counted")
+    assert {path for path, _ in receiver.bodies} == {"/v1/callbacks/tempolor/mus_cb7/tok-7"}
+    assert len(receiver.bodies) == 3 and sim.stats()["callbacks_sent"] == 3
     assert sub.snapshot.status == "queued"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from providers.base import (
     UpstreamRejected,
 )
 from tests.providers.tempolor.helpers import TOKEN, Sim, poll, ref, request
+from tests.support.waiting import eventually
 
 CREATE_FAULTS: list[tuple[dict[str, Any], type[ProviderError], int]] = [
     ({"fault_status": 400, "fault_message": "Parameter prompt is required"}, UpstreamRejected, 400),
@@ -138,7 +138,8 @@ async def test_download_faults(
 ) -> None:
     req = request()
     sub = await provider.start(req)
-    await asyncio.sleep(0.3)  # past the simulated generation: status says 30
+    # past the simulated generation: status says 30 (the stats make no status call)
+    await eventually(lambda: sim.stats()["jobs"] == {"completed": 1}, what="generation over")
     sim.configure(fault_endpoints=["download"], **knobs)
     with pytest.raises(error):
         await provider.fetch(ref(sub, req))

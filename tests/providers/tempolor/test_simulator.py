@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.providers.tempolor.helpers import TOKEN, Sim
+from tests.support.waiting import TIMEOUT
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -61,11 +62,13 @@ def test_invalid_creates_are_400s(sim: Sim, kind: str, body: dict, fragment: str
 
 
 def test_status_progression_and_download(sim: Sim) -> None:
-    sim.configure(queue_seconds=0.1, generate_seconds=0.3, url_ttl_seconds=30)
+    # Phases of a second and more: the first poll sees the queue, a later one the rise,
+    # however slow the machine (a slow poll would skip a phase of a tenth of a second).
+    sim.configure(queue_seconds=1.0, generate_seconds=1.5, url_ttl_seconds=30)
     (job_id,) = create(sim, "song", {"prompt": "slow ballad"}).json()["jobs"]
     url = f"{sim.api}/tempolor/music/{job_id}"
     seen = []
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + TIMEOUT
     while True:
         body = sim.http.get(url, headers=AUTH).json()
         seen.append((body["status"], body["progress"], body["status_final"], body["status_name"]))
@@ -109,7 +112,8 @@ def test_config_endpoint_validates_and_stats_count(sim: Sim) -> None:
     r = sim.http.post(sim.base + "/__sim__/config", json={"queue_seconds": "slow"})
     assert r.status_code == 400
     assert sim.http.get(sim.base + "/__sim__/config").json()["api_token"] == TOKEN
-    sim.configure(fault_status=503, fault_count=2, fault_endpoints=["create"])
+    # generate_seconds: the job is still generating when the stats are read
+    sim.configure(fault_status=503, fault_count=2, fault_endpoints=["create"], generate_seconds=600)
     codes = [create(sim, "song", {"prompt": "p"}).status_code for _ in range(3)]
     assert codes == [503, 503, 200]
     stats = sim.stats()
