@@ -179,7 +179,7 @@ async def test_a_synchronous_job_notifies_and_streams_like_any_other(
         async def delivered() -> bool:
             return any(b'"completed"' in b for _, b in rec.calls)
 
-        await _until(delivered)
+        await eventually(delivered, what="the completed webhook")
         events = (await client.get(f"{URL}/{job['id']}/events")).text
     payloads = [msgspec.json.decode(b) for _, b in rec.calls]
     assert [p["status"] for p in payloads] == ["in_progress", "completed"]

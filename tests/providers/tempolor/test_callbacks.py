@@ -186,7 +186,7 @@ async def test_no_callback_without_reply_url(
     assert "replyUrl" not in sim.creates()[0]["body"]
     # A barrier instead of a pause: a job with a reply URL, created after this one on the
     # same timeline, has sent all its callbacks; this one would have sent its own first.
-    await provider.submit(request(callback=receiver.callback("mus_cb7", "tok-7")))
+    await provider.start(request(callback=receiver.callback("mus_cb7", "tok-7")))
     await receiver.wait_for(3)
     await eventually(lambda: sim.stats()["jobs"] == {"completed": 2}, what="both jobs done")
     await eventually(lambda: sim.stats()["callbacks_sent"] >= 3, what="3 callbacks counted")
