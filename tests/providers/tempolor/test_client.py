@@ -114,8 +114,8 @@ async def test_expired_url_is_renewed_from_the_download_endpoint_only(
     done, _ = await poll(provider, sub, req)
     job = done.state.jobs[0]
     assert done.refresh_after is not None
-    assert done.refresh_after < job["url_expires_at"]  # renewed before it dies
-    assert done.refresh_after == pytest.approx(job["url_expires_at"] - 0.2 * ttl)
+    assert done.refresh_after < job.url_expires_at  # renewed before it dies
+    assert done.refresh_after == pytest.approx(job.url_expires_at - 0.2 * ttl)
     old_url = done.outputs[0].audio_url or ""
     assert sim.http.get(old_url).status_code == 200
     before = sim.stats()
@@ -123,7 +123,7 @@ async def test_expired_url_is_renewed_from_the_download_endpoint_only(
     again = await provider.fetch(ref(sub, req, done))
     assert again.outputs[0].audio_url == old_url
     assert sim.stats()["download_calls"] == before["download_calls"]
-    await wall_clock_reaches(job["url_expires_at"])  # the provider's clock is the real one
+    await wall_clock_reaches(job.url_expires_at)  # the provider's clock is the real one
     assert sim.http.get(old_url).status_code == 403  # the simulator's URL really expired
     renewed = await provider.fetch(ref(sub, req, done))
     after = sim.stats()
