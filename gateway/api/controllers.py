@@ -82,6 +82,11 @@ Prefer = Annotated[
 ]
 
 
+def _base_url(request: Request[Any, Any, Any]) -> str:
+    """The base URL the client reached the gateway through (for stored outputs' URLs)."""
+    return str(request.base_url).rstrip("/")
+
+
 def music_handlers(request_type: type) -> list[Any]:
     """The two music routes for a create-request type built from the providers."""
 
@@ -120,7 +125,7 @@ def music_handlers(request_type: type) -> list[Any]:
         data = decode_create(await request.body(), request_type)
         jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
         wait, applied = prefer_wait(request.headers.getall("prefer", []))
-        base = str(request.base_url).rstrip("/")
+        base = _base_url(request)
         record, replayed = await jobs.create(request.user, data, idempotency_key, wait, base)
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         if applied:
@@ -148,7 +153,7 @@ def music_handlers(request_type: type) -> list[Any]:
         jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
         record, stale = await jobs.get(request.user.id, music_id)
         headers = {"X-Gateway-Stale": "true"} if stale else None
-        base = str(request.base_url).rstrip("/")
+        base = _base_url(request) if jobs.stores_outputs(record) else None
         return JSONBytes(await jobs.render(record, base), headers=headers)
 
     return [create_music, get_music, music_events]
@@ -182,8 +187,7 @@ async def music_events(
     ``{music_id}.{status}``; the stream ends after the ``completed`` or ``failed`` event.
     The first event is the job's current status."""
     record = await jobs.load(request.user.id, music_id)  # 404 before the stream starts
-    base = str(request.base_url).rstrip("/")
-    return ServerSentEvent(job_events(jobs, request.user.id, record, base))
+    return ServerSentEvent(job_events(jobs, request.user.id, record, _base_url(request)))
 
 
 @get(

@@ -189,15 +189,14 @@ def bind(**fields: Any) -> None:
         current.update(fields)
 
 
-_access = structlog.get_logger("gateway.access")
-
-
 def _access_line(rid: str, method: str, route: str, status: int, duration_ms: float) -> None:
-    """The canonical line, as ``_access.info("request", ...)`` renders it in JSON, at a
+    """The canonical line, as ``structlog.get_logger("gateway.access").info("request", ...)`` renders it in JSON, at a
     third of the cost (it is written once per request)."""
     processors = structlog.get_config()["processors"]  # a test may capture logs meanwhile
     if not (_access_direct and processors and processors[-1] is _render_json):
-        _access.info(  # console output, info filtered out, or a test capturing logs
+        # Console output, info filtered out, or a test capturing logs: a fresh logger, so
+        # that it binds to the configuration in force now (loggers cache on first use).
+        structlog.get_logger("gateway.access").info(
             "request",
             request_id=rid,
             method=method,

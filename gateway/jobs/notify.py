@@ -43,10 +43,14 @@ class Notifier:
         Otherwise a final record's rendering is kept for as long as the store's cache
         hands out that same record object (records are never changed in place), so polls
         of a finished job do not encode it again."""
-        if any(o.audio_url and o.audio_url.startswith(SCHEME) for o in record.outputs):
+        if self.stores_outputs(record):
             resolved = await resolve_urls(record, self.artefacts, base_url or record.origin)
             return _job_encoder.encode(to_public(resolved))
         return self.render_plain(record)
+
+    @staticmethod
+    def stores_outputs(record: JobRecord) -> bool:
+        return any(o.audio_url and o.audio_url.startswith(SCHEME) for o in record.outputs)
 
     def render_plain(self, record: JobRecord) -> bytes:
         if not is_final(record.status):

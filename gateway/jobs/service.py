@@ -155,5 +155,9 @@ class JobService:
     ) -> JobRecord:
         return await self.callbacks.callback_for_native(provider_name, native_id, headers, body)
 
+    def stores_outputs(self, record: JobRecord) -> bool:
+        """Whether rendering ``record`` makes signed URLs (and so needs a base URL)."""
+        return self.notifier.stores_outputs(record)
+
     async def render(self, record: JobRecord, base_url: str | None = None) -> bytes:
         return await self.notifier.render(record, base_url)
