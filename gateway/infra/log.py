@@ -190,8 +190,8 @@ def bind(**fields: Any) -> None:
 
 
 def _access_line(rid: str, method: str, route: str, status: int, duration_ms: float) -> None:
-    """The canonical line, as ``structlog.get_logger("gateway.access").info("request", ...)`` renders it in JSON, at a
-    third of the cost (it is written once per request)."""
+    """The canonical line, as the ``gateway.access`` logger's ``info("request", ...)``
+    renders it in JSON, at a third of the cost (it is written once per request)."""
     processors = structlog.get_config()["processors"]  # a test may capture logs meanwhile
     if not (_access_direct and processors and processors[-1] is _render_json):
         # Console output, info filtered out, or a test capturing logs: a fresh logger, so
