@@ -100,13 +100,18 @@ class Catalog:
     ``synchronous``: ``start`` runs the whole generation (seconds to minutes) and answers
     ``Finished``; the gateway runs it on its generation worker, never inside a client's
     request, at most ``concurrency`` at once (the provider's documented limit) unless
-    ``GATEWAY_CONCURRENCY`` says otherwise."""
+    ``GATEWAY_CONCURRENCY`` says otherwise.
+
+    ``account_callbacks``: the provider calls one account-level URL rather than the
+    per-job one the gateway gives it; the gateway then keeps a native-id → job index to
+    route those callbacks (``Callbacks.callback_for_native``)."""
 
     models: tuple[ModelSpec, ...]
     native_block: str
     options_type: type[msgspec.Struct]
     synchronous: bool = False
     concurrency: int | None = None
+    account_callbacks: bool = False
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,23 @@ Prefer = Annotated[
 
 
 def _base_url(request: Request[Any, Any, Any]) -> str:
-    """The base URL the client reached the gateway through (for stored outputs' URLs)."""
-    return str(request.base_url).rstrip("/")
+    """The base URL the client reached the gateway through (for stored outputs' URLs),
+    read from the ASGI scope: Litestar's ``request.base_url`` costs ~0.1 ms a call."""
+    scope = request.scope
+    host = ""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            break
+    if not host:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}".rstrip("/")
+
+
+def _prefer(request: Request[Any, Any, Any]) -> list[str]:
+    """Every ``Prefer`` header value, from the raw ASGI headers."""
+    return [v.decode("latin-1") for n, v in request.scope["headers"] if n == b"prefer"]
 
 
 def music_handlers(request_type: type) -> list[Any]:
@@ -124,7 +139,7 @@ def music_handlers(request_type: type) -> list[Any]:
         # Strictly, again: the framework's pass converts "10" to 10 and "true" to True.
         data = decode_create(await request.body(), request_type)
         jobs: JobService = request.app.state.jobs  # hot route: no dependency injection
-        wait, applied = prefer_wait(request.headers.getall("prefer", []))
+        wait, applied = prefer_wait(_prefer(request))
         base = _base_url(request)
         record, replayed = await jobs.create(request.user, data, idempotency_key, wait, base)
         headers = {"Idempotent-Replayed": "true"} if replayed else {}

@@ -100,7 +100,8 @@ class Callbacks:
                 )
                 if record.native_id is None and updated.native_id is not None:
                     log.info("create_reconciled", job_id=job_id, native_id=updated.native_id)
-                    await self.store.index_native(name, updated.native_ids, job_id)
+                    if self.providers[name].catalog.account_callbacks:
+                        await self.store.index_native(name, updated.native_ids, job_id)
                 self.metrics.callbacks.labels(name, "applied").inc()
                 return updated
             except Conflicted as conflict:  # another update landed first: apply on top of it

@@ -13,6 +13,7 @@ fails with ``upstream_outcome_unknown`` after ``GATEWAY_UNKNOWN_OUTCOME_SECONDS`
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
@@ -289,7 +290,8 @@ class Creates:
 
         done = await self.store.update_job(record.id, apply, follow=self.core.follow(), raw=raw)
         assert done is not None
-        await self.store.index_native(record.provider, pending.native_ids, record.id)
+        if provider.catalog.account_callbacks:  # routes its account-level callbacks
+            await self.store.index_native(record.provider, pending.native_ids, record.id)
         await self.core.changed(done.before, done.record)
         return done.record
 
@@ -297,9 +299,16 @@ class Creates:
         self, name: str, provider: Provider, submit: SubmitRequest, breaker: CircuitBreaker
     ) -> Pending | Finished:
         """The upstream create. It is tried again (``CREATE_RETRIES`` times, full-jitter
-        backoff) only when it provably never left (a connect failure) and the breaker
-        allows: a create that may have reached the provider is never sent twice."""
-        tries = 0
+        backoff, through stamina) only when it provably never left (a connect failure)
+        and the breaker allows: a create that may have reached the provider is never sent
+        twice. The first attempt goes straight out (stamina's machinery costs ~0.2 ms)."""
+        try:
+            return await self._once(name, provider, submit, breaker)
+        except ProviderError as exc:
+            if exc.sent or not is_transient(exc) or not breaker.allow():
+                raise
+        await asyncio.sleep(backoff(0, base=0.2))
+        tries = 1
 
         def again(exc: Exception) -> bool | float:
             if not isinstance(exc, ProviderError) or exc.sent or not is_transient(exc):
@@ -308,19 +317,24 @@ class Creates:
                 return False
             return backoff(tries - 1, base=0.2)
 
-        retrying = stamina.retry_context(on=again, attempts=CREATE_RETRIES + 1, timeout=None)
+        retrying = stamina.retry_context(on=again, attempts=CREATE_RETRIES, timeout=None)
         async for attempt in retrying:
             with attempt:
-                tries = attempt.num
-                try:
-                    with self.metrics.upstream(name, "submit"):
-                        started = await provider.start(submit)
-                except ProviderError as exc:
-                    breaker.record(exc)
-                    raise
-                breaker.record(None)
-                return started
+                tries = attempt.num + 1
+                return await self._once(name, provider, submit, breaker)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _once(
+        self, name: str, provider: Provider, submit: SubmitRequest, breaker: CircuitBreaker
+    ) -> Pending | Finished:
+        try:
+            with self.metrics.upstream(name, "submit"):
+                started = await provider.start(submit)
+        except ProviderError as exc:
+            breaker.record(exc)
+            raise
+        breaker.record(None)
+        return started
 
     async def _create_failed(
         self,

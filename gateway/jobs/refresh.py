@@ -204,44 +204,37 @@ class Refreshes:
         grant: Grant | None,
     ) -> Snapshot:
         """One status fetch, retried (``GATEWAY_POLL_RETRIES`` times, full-jitter backoff,
-        within ``POLL_BUDGET`` seconds) while the provider is in trouble (5xx, reset,
-        timeout). Each retry asks the breaker and spends from the budget again; either
-        saying no ends the refresh (``_Skipped``)."""
-        state_type = self.providers[record.provider].state_type
+        within ``POLL_BUDGET`` seconds, through stamina) while the provider is in trouble
+        (5xx, reset, timeout). Each retry asks the breaker and spends from the budget
+        again; either saying no ends the refresh (``_Skipped``). The first attempt goes
+        straight out (stamina's machinery costs ~0.2 ms)."""
         breaker = self.breakers[record.provider]
         retries = self.settings.poll_retries
-        tries = 0
-
-        def again(exc: Exception) -> bool | float:
-            if not isinstance(exc, ProviderError) or not is_transient(exc) or tries > retries:
-                return False
-            return backoff(tries - 1)
-
-        retrying = stamina.retry_context(on=again, attempts=retries + 1, timeout=POLL_BUDGET)
+        began = time.monotonic()
+        tries = 1
         try:
+            try:
+                return await self._fetch_once(record, spec, provider, grant)
+            except ProviderError as exc:
+                if not is_transient(exc) or retries < 1:
+                    raise
+
+            def again(exc: Exception) -> bool | float:
+                if not isinstance(exc, ProviderError) or not is_transient(exc) or tries > retries:
+                    return False
+                return backoff(tries - 1)
+
+            await asyncio.sleep(backoff(0))
+            left = max(0.0, POLL_BUDGET - (time.monotonic() - began))
+            retrying = stamina.retry_context(on=again, attempts=retries, timeout=left)
             async for attempt in retrying:
                 with attempt:
-                    tries = attempt.num
-                    if tries > 1:
-                        if not breaker.allow():
-                            log.info("refresh_skipped_circuit_open", job_id=record.id)
-                            raise _Skipped(self.core.period)
-                        grant = await self._take(bucket) if bucket is not None else None
-                    if grant is not None and not grant.allowed:
-                        breaker.release_trial()
-                        log.info(
-                            "upstream_budget_spent", provider=record.provider, job_id=record.id
-                        )
-                        self.metrics.budget_denied.labels(record.provider).inc()
-                        raise _Skipped(max(grant.retry_after, self.core.period))
-                    try:
-                        with self.metrics.upstream(record.provider, "fetch"):
-                            snap = await provider.fetch(job_ref(record, spec, state_type))
-                    except ProviderError as exc:
-                        breaker.record(exc)
-                        raise
-                    breaker.record(None)
-                    return snap
+                    tries = attempt.num + 1
+                    if not breaker.allow():
+                        log.info("refresh_skipped_circuit_open", job_id=record.id)
+                        raise _Skipped(self.core.period)
+                    grant = await self._take(bucket) if bucket is not None else None
+                    return await self._fetch_once(record, spec, provider, grant)
         except ProviderError as exc:
             log.warning(
                 "refresh_failed",
@@ -253,6 +246,25 @@ class Refreshes:
             )
             raise
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _fetch_once(
+        self, record: JobRecord, spec: ModelSpec, provider: Pollable, grant: Grant | None
+    ) -> Snapshot:
+        breaker = self.breakers[record.provider]
+        if grant is not None and not grant.allowed:
+            breaker.release_trial()
+            log.info("upstream_budget_spent", provider=record.provider, job_id=record.id)
+            self.metrics.budget_denied.labels(record.provider).inc()
+            raise _Skipped(max(grant.retry_after, self.core.period))
+        state_type = self.providers[record.provider].state_type
+        try:
+            with self.metrics.upstream(record.provider, "fetch"):
+                snap = await provider.fetch(job_ref(record, spec, state_type))
+        except ProviderError as exc:
+            breaker.record(exc)
+            raise
+        breaker.record(None)
+        return snap
 
     def budget(self, provider: str) -> float:
         """Status calls per minute all processes together may make to ``provider``."""

@@ -89,7 +89,9 @@ class EchoState(msgspec.Struct, kw_only=True):
 
 class EchoProvider:
     name = "echo"
-    catalog = Catalog(models=MODELS, native_block="echo", options_type=EchoOptions)
+    catalog = Catalog(
+        models=MODELS, native_block="echo", options_type=EchoOptions, account_callbacks=True
+    )
     models = MODELS
     credentials = (Credential("ECHO_KEY"),)
     state_type = EchoState
