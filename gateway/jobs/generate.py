@@ -67,8 +67,8 @@ SHUTDOWN_GRACE = 5.0  # seconds a stopping process lets its generations finish
 
 
 class _Worker(saq.Worker):
-    """A SAQ worker that leaves the process's signals to its server (``SIGNALS`` is
-    SAQ's documented list of signals a worker handles itself)."""
+    """A SAQ worker that leaves the process's signals to its server: ``SIGNALS``, the
+    public class attribute listing the signals a SAQ worker would take over, is empty."""
 
     SIGNALS = ()  # type: ignore[assignment]
 
