@@ -5,22 +5,12 @@ Every error answer is ``ErrorResponse``::
     {"error": "unknown_model", "description": "...", "status_code": 400,
      "param": "model", "request_id": "req_..."}
 
-Exception tree (ours; provider failures come from ``providers.base.ProviderError``)::
-
-    GatewayError                 status and code set per instance
-     ├── InvalidRequest          400 (validation_error, unknown_parameter, unknown_model,
-     │                                unsupported_parameter, invalid_json, ...)
-     ├── Unauthorized            401 missing_api_key | invalid_api_key
-     ├── Forbidden               403 invalid_signature | url_expired (download URLs)
-     ├── NotFound                404 not_found
-     ├── Conflict                409 idempotency_conflict | request_in_progress
-     ├── RangeNotSatisfiable     416 range_not_satisfiable (with Content-Range)
-     ├── TooManyRequests         429 rate_limited | too_many_jobs (with Retry-After)
-     └── ServiceUnavailable      503 store_unavailable | provider_not_configured |
-                                     provider_unavailable (circuit open, Retry-After)
-
-A create that failed upstream is replayed, for the same ``Idempotency-Key``, as the same
-status and code (``GatewayError(status_code=..., code=...)``).
+What is answered how: ``GatewayError`` (its tree is drawn in ``gateway/infra/errors.py``)
+with its own status and code; ``ProviderError`` (``providers/base.py``) per DESIGN.md's
+table; ``RequestRejected`` and the SSRF guard's ``UnsafeURL`` as 400s naming the
+parameter; the framework's own errors (validation, 404, 405, 413, ...) in the same
+envelope; Redis errors as 503 ``store_unavailable``; anything else as a 500 that shows
+no internals.
 """
 
 from __future__ import annotations
