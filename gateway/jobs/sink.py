@@ -17,7 +17,7 @@ job, as they are; bytes fail it (``artefact_store_unavailable``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -124,7 +124,7 @@ class ArtefactSink:
         assert self.store is not None
         opened = await self.store.open(key)
         target = artefact_key(record.id, index, _EXTENSIONS[fmt])
-        async with converted(_chunks(opened.chunks), fmt) as out:
+        async with converted(opened.chunks, fmt) as out:
             await self.store.put(target, out.chunks(), out.content_type)
         await self.store.delete(key)
         log.info("artefact_converted", job_id=record.id, index=index, to=fmt)
@@ -138,11 +138,6 @@ class ArtefactSink:
         if self.guard is None:
             raise UnsafeURL("no SSRF guard configured for untrusted hosts", param="url")
         return await self.guard(url)
-
-
-async def _chunks(source: AsyncIterable[bytes]) -> AsyncIterable[bytes]:
-    async for chunk in source:
-        yield chunk
 
 
 def _format_of_url(url: str | None) -> str | None:
