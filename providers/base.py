@@ -104,7 +104,10 @@ class Catalog:
 
     ``account_callbacks``: the provider calls one account-level URL rather than the
     per-job one the gateway gives it; the gateway then keeps a native-id → job index to
-    route those callbacks (``Callbacks.callback_for_native``)."""
+    route those callbacks (``Callbacks.callback_for_native``).
+
+    ``ignored_options``: native block fields accepted (a client of another gateway sends
+    them) that this provider cannot use; the gateway reports them in ``warnings``."""
 
     models: tuple[ModelSpec, ...]
     native_block: str
@@ -112,6 +115,7 @@ class Catalog:
     synchronous: bool = False
     concurrency: int | None = None
     account_callbacks: bool = False
+    ignored_options: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,8 @@ class ProviderError(Exception):
         native_status: int | str | None = None,
         retry_after: float | None = None,
         sent: bool = True,
+        reason: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -288,6 +294,8 @@ class ProviderError(Exception):
         self.native_status = native_status  # upstream HTTP status or native status word
         self.retry_after = retry_after  # seconds, for rate limits
         self.sent = sent  # False only when the request provably never left (connect error)
+        self.reason = reason  # a finer cause in AI Stats' words (the error's ``reason``)
+        self.param = param  # the request field the provider named, when it did
 
 
 class UpstreamRejected(ProviderError):
@@ -347,11 +355,14 @@ def error_for_status(
 class RequestRejected(Exception):
     """Input a provider's model cannot honour; becomes a 400 with ``code`` and ``param``."""
 
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, param: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.param = param
+        self.reason = reason  # a finer cause in AI Stats' words, e.g. a validation rule
 
 
 # -------------------------------------------------------------------------- protocol

@@ -102,13 +102,39 @@ def _prefer(request: Request[Any, Any, Any]) -> list[str]:
     return [v.decode("latin-1") for n, v in request.scope["headers"] if n == b"prefer"]
 
 
-def music_handlers(request_type: type) -> list[Any]:
-    """The two music routes for a create-request type built from the providers."""
+#: The music routes: ours, and AI Stats' aliases (its SDK's ``generateMusicAlias`` and
+#: ``getMusicGenerationAlias``), which behave exactly the same.
+MUSIC_ROUTES = {
+    "/v1/music/generate": (
+        "createMusicGeneration",
+        "getMusicGeneration",
+        "streamMusicGenerationEvents",
+    ),
+    "/v1/music/generations": (
+        "generateMusicAlias",
+        "getMusicGenerationAlias",
+        "streamMusicGenerationEventsAlias",
+    ),
+}
 
+
+def music_handlers(request_type: type) -> list[Any]:
+    """The music routes, for a create-request type built from the providers."""
+    handlers: list[Any] = []
+    for path, (create_id, get_id, events_id) in MUSIC_ROUTES.items():
+        alias = "" if path == "/v1/music/generate" else " (alias of /v1/music/generate)"
+        handlers += _music_handlers(request_type, path, create_id, get_id, alias)
+        handlers.append(_events_handler(path, events_id, alias))
+    return handlers
+
+
+def _music_handlers(
+    request_type: type, path: str, create_id: str, get_id: str, alias: str
+) -> list[Any]:
     @post(
-        "/v1/music/generate",
-        operation_id="createMusicGeneration",
-        summary="Start a music generation job",
+        path,
+        operation_id=create_id,
+        summary="Start a music generation job" + alias,
         tags=["Music"],
         security=_SECURITY,
         status_code=200,
@@ -145,12 +171,13 @@ def music_handlers(request_type: type) -> list[Any]:
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         if applied:
             headers["Preference-Applied"] = applied
-        return JSONBytes(await jobs.render(record, base), headers=headers or None)
+        body = await jobs.render(record, base, debug=True)
+        return JSONBytes(body, headers=headers or None)
 
     @get(
-        "/v1/music/generate/{music_id:str}",
-        operation_id="getMusicGeneration",
-        summary="Get a music generation job",
+        path + "/{music_id:str}",
+        operation_id=get_id,
+        summary="Get a music generation job" + alias,
         tags=["Music"],
         security=_SECURITY,
         responses=error_responses_doc(),
@@ -171,28 +198,32 @@ def music_handlers(request_type: type) -> list[Any]:
         base = _base_url(request) if jobs.stores_outputs(record) else None
         return JSONBytes(await jobs.render(record, base), headers=headers)
 
-    return [create_music, get_music, music_events]
+    return [create_music, get_music]
 
 
-@get(
-    "/v1/music/generate/{music_id:str}/events",
-    operation_id="streamMusicGenerationEvents",
-    summary="Stream a job's status changes (server-sent events)",
-    tags=["Music"],
-    security=_SECURITY,
-    media_type="text/event-stream",
-    responses={
-        200: ResponseSpec(
-            data_container=JobEvent,
-            media_type="text/event-stream",
-            description="Server-sent events: `event: status`, `id: {music_id}.{status}`, "
-            "`data:` the job object (MusicJob) as JSON, one per status change; the stream "
-            "ends after the final one.",
-            generate_examples=False,
-        ),
-        **error_responses_doc(),
-    },
-)
+def _events_handler(path: str, operation_id: str, alias: str) -> Any:
+    return get(
+        path + "/{music_id:str}/events",
+        operation_id=operation_id,
+        summary="Stream a job's status changes (server-sent events)" + alias,
+        tags=["Music"],
+        security=_SECURITY,
+        media_type="text/event-stream",
+        responses={
+            200: ResponseSpec(
+                data_container=JobEvent,
+                media_type="text/event-stream",
+                description="Server-sent events: `event: status`, `id: {music_id}.{status}`, "
+                "`data:` the job object (MusicJob) as JSON, one per status change; the stream "
+                "ends after the final one.",
+                generate_examples=False,
+            ),
+            **error_responses_doc(),
+        },
+        name=operation_id,
+    )(music_events)
+
+
 async def music_events(
     music_id: MusicId,
     request: Request[KeyRecord, str, State],

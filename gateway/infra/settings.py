@@ -246,6 +246,12 @@ class Settings:
     7 days, TemPolor's after minutes). Until the copy is done the provider's URLs are
     served. Synchronous providers' audio is always stored."""
 
+    require_parameters: bool = False
+    """[GATEWAY_REQUIRE_PARAMETERS] A request field the chosen model cannot use is a 400
+    ``unsupported_parameter`` naming it, for every request (a request's own
+    ``provider.require_parameters`` overrides it either way). Default: the job runs and its
+    answer lists the field in ``warnings`` (``parameter_ignored``)."""
+
     log_level: str = "info"
     """[GATEWAY_LOG_LEVEL] debug | info | warning | error."""
 
@@ -300,6 +306,7 @@ class Settings:
             artefact_secret=env.get("GATEWAY_ARTEFACT_SECRET") or None,
             artefact_mirror=_bool(env, "GATEWAY_ARTEFACT_MIRROR"),
             artefact_url_ttl=url_ttl,
+            require_parameters=_bool(env, "GATEWAY_REQUIRE_PARAMETERS"),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "info").lower(),
             log_format=log_format,
             env=MappingProxyType(env),

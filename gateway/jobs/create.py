@@ -26,7 +26,6 @@ import structlog
 from gateway.infra.errors import (
     Conflict,
     GatewayError,
-    InvalidRequest,
     ServiceUnavailable,
     TooManyRequests,
 )
@@ -34,25 +33,24 @@ from gateway.infra.log import bind
 from gateway.infra.resilience import CircuitBreaker, backoff, is_transient
 from gateway.jobs.core import JobCore
 from gateway.jobs.generate import Generations
+from gateway.jobs.policy import Plan, make_plan
 from gateway.jobs.records import (
     UNKNOWN_OUTCOME,
     fingerprint,
     merge_snapshot,
-    native_format,
     new_job_id,
     outcome_unknown,
 )
-from gateway.jobs.requests import dump_request
+from gateway.jobs.requests import debug_info, dump_request
 from gateway.notify.ssrf import check_webhook_url
 from gateway.store.keys import KeyRecord
 from gateway.store.limits import SLOT_MAX_AGE
 from gateway.store.store import IdempotencyEntry, JobRecord
+from providers import diagnostics
 from providers.base import (
-    NORMALIZED_PARAMS,
     Callback,
     Finished,
     JobError,
-    ModelSpec,
     Pending,
     Provider,
     ProviderError,
@@ -83,59 +81,15 @@ class Creates:
 
     # ---------------------------------------------------------------- validation
 
-    def resolve(self, req: Any) -> tuple[ModelSpec, Provider, SubmitRequest]:
-        """Route by model and check every parameter against what the model honours."""
-        spec = self.catalog.get(req.model)
-        if spec is None:
-            valid = ", ".join(self.catalog)
-            raise InvalidRequest(
-                f"Unknown model {req.model!r}. Valid models: {valid}.",
-                code="unknown_model",
-                param="model",
-                details=list(self.catalog),
-            )
-        provider = self.providers[spec.provider]
-        for name in NORMALIZED_PARAMS:
-            if getattr(req, name) is not None and name not in spec.supports:
-                raise InvalidRequest(
-                    f"Model {spec.id} does not support {name!r}. It supports: "
-                    f"{', '.join(sorted(spec.supports))}.",
-                    code="unsupported_parameter",
-                    param=name,
-                )
-        block = provider.catalog.native_block
-        for other in self.providers.values():
-            name = other.catalog.native_block
-            if name != block and getattr(req, name, None) is not None:
-                raise InvalidRequest(
-                    f"The {name!r} block applies to {other.name}/* models only; "
-                    f"model {spec.id} is served by {spec.provider}.",
-                    code="unsupported_parameter",
-                    param=name,
-                )
-        submit = SubmitRequest(
-            model=spec,
-            prompt=req.prompt,
-            lyrics=req.lyrics,
-            instrumental=req.instrumental,
-            title=req.title,
-            style=req.style,
-            duration=req.duration,
-            format=native_format(req.format or "mp3"),
-            options=getattr(req, block, None),
+    def resolve(self, req: Any) -> Plan:
+        """Route by model and apply the parameter policy (``policy.py``)."""
+        return make_plan(
+            req,
+            self.catalog,
+            self.providers,
+            require=self.settings.require_parameters,
+            converts=self.generations is not None and self.generations.converts,
         )
-        if (req.format or "mp3") != submit.format and not (
-            provider.catalog.synchronous or self.settings.artefact_mirror
-        ):  # converted only when the gateway stores a copy of the audio
-            raise InvalidRequest(
-                f"Model {spec.id} gives mp3 or wav; format {req.format!r} is converted from"
-                " a stored copy, which this gateway makes for this model only with"
-                " GATEWAY_ARTEFACT_MIRROR=true.",
-                code="unsupported_parameter",
-                param="format",
-            )
-        provider.check(submit)
-        return spec, provider, submit
 
     # -------------------------------------------------------------------- create
 
@@ -148,7 +102,8 @@ class Creates:
     ) -> tuple[JobRecord, bool]:
         """Start a job. Returns (record, replayed): ``replayed`` when the
         ``Idempotency-Key`` was seen before with the same body (no upstream call)."""
-        spec, provider, submit = self.resolve(req)
+        plan = self.resolve(req)
+        spec, provider, submit = plan.spec, plan.provider, plan.submit
         bind(model=spec.id, provider=spec.provider)
         if not provider.configured:
             raise ServiceUnavailable(
@@ -188,14 +143,17 @@ class Creates:
             status="queued",
             created_at=now,
             updated_at=now,
-            format=req.format or "mp3",  # what the client asked (the sink converts to it)
+            format=plan.format,  # what the client gets (the sink converts to it)
             metadata=req.metadata,
             webhook_url=req.webhook_url,
             callback_token=token,
             refreshed_at=now,
             submitting=not provider.catalog.synchronous,
-            request=dump_request(submit) if provider.catalog.synchronous else None,
+            request=dump_request(submit, plan.diagnostics)
+            if provider.catalog.synchronous
+            else None,
             origin=origin,
+            notices=plan.notices,
         )
         # The record exists before the upstream call: no job is ever lost in between. One
         # round trip, all or nothing: the record, its place on the refresh schedule (so
@@ -232,8 +190,17 @@ class Creates:
         if provider.catalog.synchronous:  # the generation worker runs it, off the request
             breaker.release_trial()
             return await self._enqueue(record), False
-        done = await self._submit(record, opened.raw, provider, submit, breaker, idempotency_key)
-        return done, False
+        if not plan.diagnostics.wanted:
+            done = await self._submit(
+                record, opened.raw, provider, submit, breaker, idempotency_key
+            )
+            return done, False
+        with diagnostics.capture() as exchanges:  # what the client asked to see
+            done = await self._submit(
+                record, opened.raw, provider, submit, breaker, idempotency_key
+            )
+        debug = debug_info(exchanges, plan.diagnostics, token)
+        return msgspec.structs.replace(done, debug=debug), False  # this answer only
 
     async def _enqueue(self, record: JobRecord) -> JobRecord:
         """Hand a synchronous job to the generation worker. If the queue cannot take it,

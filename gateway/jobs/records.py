@@ -16,7 +16,7 @@ import msgspec
 import structlog
 from ulid import ULID
 
-from gateway.jobs.public import JobErrorInfo, MusicJob, OutputItem, Usage
+from gateway.jobs.public import DebugInfo, JobErrorInfo, JobWarning, MusicJob, OutputItem, Usage
 from gateway.store.store import JobRecord
 from providers.base import (
     STATUS_RANK,
@@ -155,7 +155,21 @@ def to_public(record: JobRecord) -> MusicJob:
         usage=usage,
         error=error,
         metadata=record.metadata,
+        audio_url=outputs[0].audio_url if usage is not None and outputs else None,
+        warnings=[
+            JobWarning(code=n.code, param=n.param, message=n.message) for n in record.notices
+        ],
     )
+
+
+_debug_decoder = msgspec.json.Decoder(DebugInfo)
+
+
+def with_debug(job: MusicJob, record: JobRecord) -> MusicJob:
+    """``job`` with the create's upstream exchange, when one was kept for its answer."""
+    if record.debug is None:
+        return job
+    return msgspec.structs.replace(job, debug=_debug_decoder.decode(record.debug))
 
 
 _state_encoder = msgspec.msgpack.Encoder()

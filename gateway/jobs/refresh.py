@@ -55,7 +55,11 @@ class Refreshes:
         """The caller's job (a final one may come from the store's short-lived cache)."""
         record = await self.store.get_job_cached(job_id) if job_id.startswith("mus_") else None
         if record is None or not hmac.compare_digest(record.owner, owner):
-            raise NotFound(f"No music job {job_id!r}.", param="music_id")
+            raise NotFound(
+                f"No music job {job_id!r}.",
+                param="music_id",
+                reason="music_not_found_or_not_owned",
+            )
         return record
 
     def _due(self, record: JobRecord, now: float) -> bool:

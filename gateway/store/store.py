@@ -60,6 +60,14 @@ class IdempotencyEntry(msgspec.Struct, array_like=True):
     job_id: str
 
 
+class Notice(msgspec.Struct, frozen=True, kw_only=True):
+    """A note on the request kept with its job: ``parameter_ignored`` and its param."""
+
+    code: str
+    param: str
+    message: str
+
+
 class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=True):
     """Everything the gateway keeps about one job. Stored as a msgpack array (field order,
     no names: about 10 % smaller), so new fields go at the end, with a default."""
@@ -95,6 +103,11 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
     request: bytes | None = None
     started_at: float | None = None
     origin: str | None = None  # the base URL the job was created through (stored outputs)
+    # What the request asked that the model does not use (the parameter policy), shown on
+    # every read; and the create's upstream exchange (JSON, secrets scrubbed) when the
+    # client asked to see it, shown on the create's answer only.
+    notices: list[Notice] = []
+    debug: bytes | None = None
 
 
 _job_encoder = msgspec.msgpack.Encoder()

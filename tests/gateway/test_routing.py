@@ -75,7 +75,17 @@ async def test_unknown_model_lists_every_valid_id(client: httpx.AsyncClient) -> 
     ],
 )
 async def test_unsupported_parameter(client: httpx.AsyncClient, body: dict, param: str) -> None:
+    """A field the model cannot use: a warning by default (the job runs without it), the
+    400 under ``require_parameters``; another provider's native block: always a 400."""
+    native = param in ("musicgpt", "tempolor")
     r = await _post(client, body)
+    if native:
+        assert r.status_code == 400, r.text
+        assert (r.json()["error"], r.json()["param"]) == ("unsupported_parameter", param)
+        return
+    # past the parameter policy: this gateway has no provider credentials configured
+    assert r.json()["error"] == "provider_not_configured", r.text
+    r = await _post(client, {**body, "provider": {"require_parameters": True}})
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "unsupported_parameter"
     assert r.json()["param"] == param
