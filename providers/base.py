@@ -33,6 +33,7 @@ that may have is never sent again::
      ├── UpstreamRateLimited           429 upstream_rate_limited   native 429 (+ retry_after)
      ├── UpstreamNotFound              502 upstream_not_found      native 404 on a status call
      ├── UpstreamError                 502 upstream_error          5xx, malformed JSON, reset
+     │    └── UpstreamUnavailable      503 upstream_unavailable    provider down for maintenance
      └── UpstreamTimeout               504 upstream_timeout        connect/read timeout
 
     RequestRejected                    400 (code chosen by the provider) for input the
@@ -104,7 +105,11 @@ class Catalog:
 
     ``account_callbacks``: the provider calls one account-level URL rather than the
     per-job one the gateway gives it; the gateway then keeps a native-id → job index to
-    route those callbacks (``Callbacks.callback_for_native``)."""
+    route those callbacks (``Callbacks.callback_for_native``).
+
+    ``without_callbacks``: what happens to a provider that calls back when the gateway
+    gives it no callback URL (``GATEWAY_PUBLIC_URL`` unset), in a sentence ``/ready``
+    shows operators; None: polling alone follows its jobs, nothing more to say."""
 
     models: tuple[ModelSpec, ...]
     native_block: str
@@ -112,6 +117,7 @@ class Catalog:
     synchronous: bool = False
     concurrency: int | None = None
     account_callbacks: bool = False
+    without_callbacks: str | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +324,14 @@ class UpstreamNotFound(ProviderError):
 class UpstreamError(ProviderError):
     code = "upstream_error"
     http_status = 502
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The provider says it is down for maintenance: transient, like a 5xx, but the
+    client is told 503 (try again later) rather than 502."""
+
+    code = "upstream_unavailable"
+    http_status = 503
 
 
 class UpstreamTimeout(ProviderError):
