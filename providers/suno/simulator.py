@@ -47,6 +47,7 @@ import httpx
 import msgspec
 import stamina
 from litestar import Litestar, Request, Response, get, post
+from litestar.params import FromPath
 
 from providers.simulator_media import MP3_BYTES, PNG_BYTES
 from providers.suno.sim_config import MESSAGES, Endpoint, Fault, SimulatorConfig
@@ -304,7 +305,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
         return task if task is not None and song_id in task.songs else None
 
     @get("/media/{task_id:str}/{name:str}")
-    async def media(task_id: str, name: str) -> Response[bytes]:
+    async def media(task_id: FromPath[str], name: FromPath[str]) -> Response[bytes]:
         song_id, _, ext = name.rpartition(".")
         task = song(task_id, song_id)
         if task is None or ext not in ("mp3", "png"):
@@ -316,7 +317,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
         return Response(MP3_BYTES, media_type="audio/mpeg")
 
     @get("/media/{task_id:str}/{song_id:str}/stream")
-    async def stream(task_id: str, song_id: str) -> Response[bytes]:
+    async def stream(task_id: FromPath[str], song_id: FromPath[str]) -> Response[bytes]:
         if song(task_id, song_id) is None:
             return Response(b"Not found", status_code=404, media_type="text/plain")
         return Response(MP3_BYTES, media_type="audio/mpeg")
