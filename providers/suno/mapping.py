@@ -214,7 +214,10 @@ def is_final(state: SunoState) -> bool:
 def merge_word(
     state: SunoState, word: str, reason: str | None, code: int | None, now: float
 ) -> None:
-    """Fold one native status word in; documented words only move forward."""
+    """Fold one native status word in; documented words only move forward, and a
+    failed job keeps the word it failed with."""
+    if state.error is not None:
+        return
     state.word = word
     if word == CALLBACK_EXCEPTION:
         state.callback_exception = True
@@ -224,7 +227,7 @@ def merge_word(
             "unknown_native_status", provider=PROVIDER, status=word, task_id=state.task_id
         )
         return
-    if state.error is not None or RANK[word] < RANK.get(state.status or "", -1):
+    if RANK[word] < RANK.get(state.status or "", -1):
         return
     if state.status in _FAILURES or state.status == "SUCCESS":
         return  # final words stay
