@@ -33,6 +33,7 @@ that may have is never sent again::
      ├── UpstreamRateLimited           429 upstream_rate_limited   native 429 (+ retry_after)
      ├── UpstreamNotFound              502 upstream_not_found      native 404 on a status call
      ├── UpstreamError                 502 upstream_error          5xx, malformed JSON, reset
+     │    └── UpstreamUnavailable      503 upstream_unavailable    provider down for maintenance
      └── UpstreamTimeout               504 upstream_timeout        connect/read timeout
 
     RequestRejected                    400 (code chosen by the provider) for input the
@@ -90,6 +91,9 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     kind: Kind
     supports: frozenset[str]  # subset of NORMALIZED_PARAMS
     description: str = ""
+    # The formats the provider gives itself; any other ``format`` is asked as mp3 and
+    # converted by the gateway from its stored copy.
+    formats: frozenset[str] = frozenset({"mp3", "wav"})
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,11 @@ class Catalog:
     route those callbacks (``Callbacks.callback_for_native``).
 
     ``ignored_options``: native block fields accepted (a client of another gateway sends
-    them) that this provider cannot use; the gateway reports them in ``warnings``."""
+    them) that this provider cannot use; the gateway reports them in ``warnings``.
+
+    ``without_callbacks``: what happens to a provider that calls back when the gateway
+    gives it no callback URL (``GATEWAY_PUBLIC_URL`` unset), in a sentence ``/ready``
+    shows operators; None: polling alone follows its jobs, nothing more to say."""
 
     models: tuple[ModelSpec, ...]
     native_block: str
@@ -116,6 +124,7 @@ class Catalog:
     concurrency: int | None = None
     account_callbacks: bool = False
     ignored_options: frozenset[str] = frozenset()
+    without_callbacks: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,6 +335,14 @@ class UpstreamNotFound(ProviderError):
 class UpstreamError(ProviderError):
     code = "upstream_error"
     http_status = 502
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The provider says it is down for maintenance: transient, like a 5xx, but the
+    client is told 503 (try again later) rather than 502."""
+
+    code = "upstream_unavailable"
+    http_status = 503
 
 
 class UpstreamTimeout(ProviderError):

@@ -45,6 +45,7 @@ from gateway.infra.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.infra.metrics import Metrics
 from gateway.jobs.service import JobService
 from gateway.store.keys import KeyRecord
+from providers.base import Provider
 
 _SECURITY = [{"BearerAuth": []}]
 _PUBLIC = {"exclude_from_auth": True}
@@ -351,9 +352,10 @@ async def health() -> Health:
     responses={503: error_spec("Not ready (Redis unreachable).", Readiness), **INTERNAL_ERROR_DOC},
 )
 async def ready(jobs: Jobs) -> Response[Readiness]:
-    """Ready when Redis answers. Lists which providers have credentials and each
-    provider's circuit: ``open`` while creates fail fast after repeated upstream failures,
-    ``half_open`` while one trial call decides whether it closes again."""
+    """Ready when Redis answers. Lists which providers have credentials, each
+    provider's circuit (``open`` while creates fail fast after repeated upstream failures,
+    ``half_open`` while one trial call decides whether it closes again) and, for one that
+    calls back, whether it can (``GATEWAY_PUBLIC_URL``) and what happens when it cannot."""
     try:
         redis_ok = bool(await jobs.store.redis.ping())
     except Exception:  # noqa: BLE001 - any failure means not ready
@@ -361,12 +363,26 @@ async def ready(jobs: Jobs) -> Response[Readiness]:
     body = Readiness(
         status="ready" if redis_ok else "not_ready",
         redis=redis_ok,
-        providers={
-            n: ProviderReadiness(configured=p.configured, circuit=jobs.breakers[n].state)
-            for n, p in jobs.providers.items()
-        },
+        providers={n: _readiness(jobs, n, p) for n, p in jobs.providers.items()},
     )
     return Response(body, status_code=200 if redis_ok else 503)
+
+
+def _readiness(jobs: JobService, name: str, provider: Provider) -> ProviderReadiness:
+    """A provider's readiness; for one that calls back, whether it can (the gateway's
+    public URL) and, when it cannot, what the provider declares happens then."""
+    callbacks = bool(jobs.settings.public_url) if name in jobs.core.calls_back else None
+    note = None
+    if callbacks is False:
+        note = provider.catalog.without_callbacks or (
+            "GATEWAY_PUBLIC_URL is unset: no provider callbacks; jobs are followed by polling only."
+        )
+    return ProviderReadiness(
+        configured=provider.configured,
+        circuit=jobs.breakers[name].state,
+        callbacks=callbacks,
+        note=note,
+    )
 
 
 @get(

@@ -268,6 +268,18 @@ class Health(msgspec.Struct, kw_only=True):
 class ProviderReadiness(msgspec.Struct, kw_only=True):
     configured: bool
     circuit: Literal["closed", "open", "half_open"] = "closed"
+    callbacks: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="Whether the provider calls the gateway back: null when it never"
+            " does; false when it could but GATEWAY_PUBLIC_URL is unset (its jobs are then"
+            " followed by polling only)."
+        ),
+    ] = None
+    note: Annotated[
+        str | None,
+        msgspec.Meta(description="What that means for this provider, when it says more."),
+    ] = None
 
 
 class Readiness(msgspec.Struct, kw_only=True):

@@ -158,13 +158,18 @@ class Generations:
         """Copy an asynchronous job's audio in: every job's under
         ``GATEWAY_ARTEFACT_MIRROR``, else a job whose format needs a conversion."""
         provider = self.core.providers.get(record.provider)
-        converting = record.format != native_format(record.format)
+        converting = record.format != self._native(record)
         if not (self.core.settings.artefact_mirror or converting):
             return
         if provider is not None and not provider.catalog.synchronous:
             await self.queue.enqueue(
                 saq.Job("mirror", kwargs={"job_id": record.id}, key=f"mirror:{record.id}")
             )
+
+    def _native(self, record: JobRecord) -> str:
+        """The format the job's provider was asked for."""
+        spec = self.core.catalog.get(record.model)
+        return native_format(record.format, spec.formats) if spec else record.format
 
     async def _mirror(self, ctx: dict[str, Any], *, job_id: str) -> None:
         """Copy a completed asynchronous job's outputs in; on failure the provider's own
@@ -177,7 +182,7 @@ class Generations:
         except ProviderError as exc:
             log.warning("artefact_mirror_failed", job_id=job_id, error=exc.message)
             why = exc.message
-            if record.format != native_format(record.format):  # the client must know
+            if record.format != self._native(record):  # the client must know
                 await self.core.store.update_job(job_id, lambda job: _unconverted(job, why))
             return
         original = record.outputs

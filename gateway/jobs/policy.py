@@ -119,10 +119,11 @@ def make_plan(
             value = None
         values[param] = value
     fmt = values["format"] or "mp3"
-    if fmt != native_format(fmt) and not (provider.catalog.synchronous or converts):
+    if fmt != native_format(fmt, spec.formats) and not (provider.catalog.synchronous or converts):
         policy.unused(
             "format",
-            f"Model {spec.id} gives mp3 or wav; {fmt} is converted from a stored copy,"
+            f"Model {spec.id} gives {' or '.join(sorted(spec.formats))}; {fmt} is converted"
+            " from a stored copy,"
             " which this gateway makes only where its generation worker runs (a"
             " synchronous provider configured, or GATEWAY_ARTEFACT_MIRROR=true). The job"
             " runs in mp3.",
@@ -146,7 +147,7 @@ def make_plan(
         title=values["title"],
         style=values["style"],
         duration=values["duration"],
-        format=native_format(fmt),
+        format=native_format(fmt, spec.formats),
         options=getattr(req, block, None),
     )
     provider.check(submit)

@@ -37,10 +37,10 @@ log = structlog.get_logger("gateway.jobs.service")
 UNKNOWN_OUTCOME = "upstream_outcome_unknown"  # a create sent, its answer lost
 
 
-def native_format(fmt: str) -> AudioFormat:
-    """The format a provider is asked for: ``mp3`` and ``wav`` as they are; ``ogg`` and
-    ``aac``, which providers do not give, as ``mp3``, converted when stored (``sink.py``)."""
-    return "wav" if fmt == "wav" else "mp3"
+def native_format(fmt: str, gives: frozenset[str] = frozenset({"mp3", "wav"})) -> AudioFormat:
+    """The format a provider is asked for: ``fmt`` where the model ``gives`` it (mp3,
+    wav); otherwise mp3, converted when stored (``sink.py``)."""
+    return "wav" if fmt == "wav" and "wav" in gives else "mp3"
 
 
 def fingerprint(req: Any) -> str:
@@ -207,7 +207,7 @@ def job_ref(record: JobRecord, spec: ModelSpec, state_type: type[msgspec.Struct]
         model=spec,
         native_id=record.native_id or "",
         native_ids=record.native_ids,
-        format=native_format(record.format),
+        format=native_format(record.format, spec.formats),
         last=Snapshot(
             status=record.status,  # type: ignore[arg-type]
             native_status=record.native_status,

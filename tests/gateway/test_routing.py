@@ -16,6 +16,7 @@ MODEL_IDS = [
     "musicgpt/v6", "musicgpt/v6-pro", "musicgpt/v7", "musicgpt/v7-pro",
     "tempolor/v3", "tempolor/v3.5", "tempolor/v4.5+", "tempolor/v4.8",
     "tempolor/i3", "tempolor/i3.5", "tempolor/i4",
+    "suno/v4", "suno/v4.5", "suno/v4.5+", "suno/v4.5-all", "suno/v5", "suno/v4.5plus",
     "elevenlabs/music_v1", "elevenlabs/music_v2", "elevenlabs/music", "eleven-labs/music",
 ]  # fmt: skip
 
@@ -46,6 +47,8 @@ async def test_catalog(client: httpx.AsyncClient) -> None:
     assert "bpm" in data["tempolor/i4"]["native_parameters"]
     assert "duration" in data["elevenlabs/music"]["supported_parameters"]
     assert "composition_plan" in data["eleven-labs/music"]["native_parameters"]
+    assert "style" in data["suno/v4.5plus"]["supported_parameters"]
+    assert "vocalGender" in data["suno/v5"]["native_parameters"]
 
 
 async def _post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
@@ -53,7 +56,7 @@ async def _post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Respon
 
 
 async def test_unknown_model_lists_every_valid_id(client: httpx.AsyncClient) -> None:
-    r = await _post(client, {"model": "suno/v4.5plus", "prompt": "x"})
+    r = await _post(client, {"model": "udio/v1", "prompt": "x"})
     assert r.status_code == 400
     body = r.json()
     assert body["error"] == "unknown_model" and body["param"] == "model"
