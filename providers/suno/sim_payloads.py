@@ -77,7 +77,9 @@ class SimTask:
         (every song's audio): how far the songs' data has come at ``now``."""
         if self.word(now) in FAILED:
             return 0
-        elapsed = now - self.created
+        # (+1 ns: ``created + mark - created`` may round just below ``mark``, and a
+        # callback computed for that exact mark must see its own stage)
+        elapsed = now - self.created + 1e-9
         stage = sum(elapsed >= t for t in (self.text, self.first, self.complete))
         return stage if stage < 3 or self.audio_at_end else 2
 

@@ -6,7 +6,7 @@ Usage::
     with simulators() as sims:                      # {provider: (base URL, env)}
         async with gateway(make_settings, sims, **env) as client: ...
 
-MusicGPT, TemPolor and ElevenLabs run with short latencies (jobs finish in well under a
+MusicGPT, TemPolor, Suno and ElevenLabs run with short latencies (jobs finish in well under a
 second); any other registered provider runs its first-run demo simulator.
 """
 
@@ -41,6 +41,11 @@ def _fast(name: str) -> Any:
         from providers.elevenlabs.simulator import create_simulator as elevenlabs
 
         return elevenlabs(EConfig(latency=0.05, default_length_ms=1000))
+    if name == "suno":
+        from providers.suno.simulator import SimulatorConfig as SConfig
+        from providers.suno.simulator import create_simulator as suno
+
+        return suno(SConfig(text_seconds=0.1, first_seconds=0.2, complete_seconds=0.3))
     return SIMULATORS[name].create_app()
 
 

@@ -124,6 +124,79 @@ async def test_duration_is_honoured_where_the_model_can(
         assert abs(job["output"][0]["duration"] - 3.0) < 0.2
 
 
+# ------------------------------------------------- AI Stats' docs examples, replayed
+
+#: The request example of AI Stats' "Music Generation (Beta)" page, verbatim.
+DOCS_EXAMPLE = {
+    "model": "suno/v4.5plus",
+    "prompt": "Warm jazz trio with brushed drums",
+    "duration": 8,
+    "provider": {"only": ["suno"]},
+    "suno": {"customMode": False, "instrumental": False},
+}
+
+
+async def test_the_ai_stats_docs_example_is_accepted_and_routed_to_suno(
+    make_settings: Callable[..., Settings], sims: Sims
+) -> None:
+    async with gateway(make_settings, sims) as client:
+        body = {**DOCS_EXAMPLE, "debug": {"return_upstream_request": True}}
+        r = await client.post(URL, json=body)
+        assert r.status_code == 200, r.text
+        job = r.json()
+        assert (job["provider"], job["model"]) == ("suno", "suno/v4.5plus")
+        assert job["status"] in ("queued", "in_progress")
+        assert _params(job) == ["duration"]  # Suno has no length: AI Stats bills it only
+        sent = job["debug"]["upstream_request"]
+        assert sent["url"] == sims["suno"][0] + "/api/v1/generate"
+        assert sent["body"]["model"] == "V4_5PLUS"
+        assert sent["body"]["customMode"] is False and sent["body"]["instrumental"] is False
+        assert sent["body"]["prompt"] == DOCS_EXAMPLE["prompt"]
+        final = await _final(client, job["id"])
+        assert final["status"] == "completed" and final["nativeResponseId"]
+        assert len(final["output"]) == 2 and final["audio_url"] == final["output"][0]["audio_url"]
+        # the same example without its routing block, through the alias route
+        plain = {k: v for k, v in DOCS_EXAMPLE.items() if k != "provider"}
+        r = await client.post(ALIAS, json=plain)
+        assert r.status_code == 200 and r.json()["provider"] == "suno"
+
+
+async def test_ai_stats_suno_custom_mode_sends_the_prompt_as_lyrics(
+    make_settings: Callable[..., Settings], sims: Sims
+) -> None:
+    async with gateway(make_settings, sims) as client:
+        body = {
+            "model": "suno/v5",
+            "prompt": "[Verse] neon rain on the window",
+            "suno": {
+                "customMode": True,
+                "style": "jazz, piano",
+                "title": "Midnight Blue",
+                "callBackUrl": "https://client.example/hook",
+            },
+            "echo_upstream_request": True,
+        }
+        r = await client.post(URL, json=body)
+        assert r.status_code == 200, r.text
+        sent = r.json()["debug"]["upstream_request"]["body"]
+        assert sent["customMode"] is True and sent["model"] == "V5"
+        assert (sent["prompt"], sent["style"], sent["title"]) == (
+            "[Verse] neon rain on the window",
+            "jazz, piano",
+            "Midnight Blue",
+        )
+        assert "client.example" not in sent["callBackUrl"]  # ours, never the client's
+        assert _params(r.json()) == ["suno.callBackUrl"]
+        # AI Stats' own validation rules, with its reason codes
+        bad = {"model": "suno/v5", "prompt": "x", "suno": {"customMode": True}}
+        r = await client.post(URL, json=bad)
+        assert r.status_code == 400
+        assert r.json()["reason"] == "style_and_title_required_when_custom_mode_enabled"
+        bad = {"model": "suno/v5", "suno": {"customMode": False}}
+        r = await client.post(URL, json=bad)
+        assert r.json()["reason"] == "prompt_required_when_custom_mode_disabled"
+
+
 # ------------------------------------------------------------------ routing options
 
 
@@ -295,6 +368,7 @@ def _decoded(data: bytes) -> tuple[str, str, float]:
         ("elevenlabs/music_v1", "aac", ("aac", "aac", "audio/aac")),
         ("musicgpt/v7", "ogg", ("ogg", "opus", "audio/ogg")),
         ("musicgpt/v7", "aac", ("aac", "aac", "audio/aac")),
+        ("suno/v5", "wav", ("wav", "pcm_s16le", "audio/wav")),
     ],
 )
 async def test_ogg_and_aac_are_served_as_real_files(
