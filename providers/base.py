@@ -104,7 +104,14 @@ class Catalog:
 
     ``account_callbacks``: the provider calls one account-level URL rather than the
     per-job one the gateway gives it; the gateway then keeps a native-id → job index to
-    route those callbacks (``Callbacks.callback_for_native``)."""
+    route those callbacks (``Callbacks.callback_for_native``).
+
+    ``create_timeout``: seconds an asynchronous provider's ``start`` may take at most, end
+    to end (set from the provider's read timeout: the longest it waits for an answer).
+    The gateway gives up a create still running then (its outcome unknown: never sent
+    again), so a job whose create is still marked under way well past it (the gateway
+    adds a margin) belongs to a process that died: it is settled at once rather than
+    left waiting."""
 
     models: tuple[ModelSpec, ...]
     native_block: str
@@ -112,6 +119,7 @@ class Catalog:
     synchronous: bool = False
     concurrency: int | None = None
     account_callbacks: bool = False
+    create_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

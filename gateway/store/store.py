@@ -95,6 +95,12 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
     request: bytes | None = None
     started_at: float | None = None
     origin: str | None = None  # the base URL the job was created through (stored outputs)
+    # An asynchronous provider's create under way (``submitting``): when its process gives
+    # it up at the latest (the provider's ``create_timeout`` after it began), and whether a
+    # callback URL went with it (a lost answer may then be reconciled). Cleared with
+    # ``submitting``. See ``gateway/jobs/lost.py``.
+    submit_until: float | None = None
+    reconcilable: bool = False
 
 
 _job_encoder = msgspec.msgpack.Encoder()
