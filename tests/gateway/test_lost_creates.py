@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -193,3 +194,17 @@ async def test_a_create_past_its_deadline_is_cut_as_outcome_unknown(
         again = await post(client, "cut-1")
         assert again.status_code == 504 and again.json()["error"] == "upstream_outcome_unknown"
         assert echo.calls["submit"] == 1
+
+
+@pytest.mark.parametrize(
+    ("module", "env"),
+    [
+        ("providers.musicgpt", {"MUSICGPT_READ_TIMEOUT": "7.5"}),
+        ("providers.tempolor", {"USEAPI_READ_TIMEOUT": "7.5"}),
+    ],
+)
+def test_a_providers_create_deadline_is_its_read_timeout(module: str, env: dict[str, str]) -> None:
+    provider = importlib.import_module(module).create(env)
+    assert provider.catalog.create_timeout == 7.5
+    default = importlib.import_module(module).create({})
+    assert default.catalog.create_timeout == 30.0  # the read timeout's default
