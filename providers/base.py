@@ -115,7 +115,14 @@ class Catalog:
 
     ``without_callbacks``: what happens to a provider that calls back when the gateway
     gives it no callback URL (``GATEWAY_PUBLIC_URL`` unset), in a sentence ``/ready``
-    shows operators; None: polling alone follows its jobs, nothing more to say."""
+    shows operators; None: polling alone follows its jobs, nothing more to say.
+
+    ``create_timeout``: seconds an asynchronous provider's ``start`` may take at most, end
+    to end (set from the provider's read timeout: the longest it waits for an answer).
+    The gateway gives up a create still running then (its outcome unknown: never sent
+    again), so a job whose create is still marked under way well past it (the gateway
+    adds a margin) belongs to a process that died: it is settled at once rather than
+    left waiting."""
 
     models: tuple[ModelSpec, ...]
     native_block: str
@@ -125,6 +132,7 @@ class Catalog:
     account_callbacks: bool = False
     ignored_options: frozenset[str] = frozenset()
     without_callbacks: str | None = None
+    create_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -157,9 +157,12 @@ class Settings:
     once. 0 turns the limit off. A key's own limit overrides it."""
 
     unknown_outcome_seconds: float = 900.0
-    """[GATEWAY_UNKNOWN_OUTCOME_SECONDS] A create whose upstream answer was lost (timeout
-    after sending) waits this long for the provider's callback, then fails with
-    ``upstream_outcome_unknown``. Never re-sent."""
+    """[GATEWAY_UNKNOWN_OUTCOME_SECONDS] A job whose create answer was lost (timeout after
+    sending, or the process sending it died) waits this long from its creation for the
+    provider's callback, then fails with ``upstream_outcome_unknown``; never before its
+    create's deadline (the provider's ``create_timeout``, plus a margin) has passed, so a
+    create still under way is never failed for it. A synchronous job not final this long
+    after its last attempt began fails the same way. Never re-sent."""
 
     poll_retries: int = 2
     """[GATEWAY_POLL_RETRIES] Extra attempts for a status poll that failed transiently

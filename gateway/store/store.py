@@ -108,6 +108,12 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
     # client asked to see it, shown on the create's answer only.
     notices: list[Notice] = []
     debug: bytes | None = None
+    # An asynchronous provider's create under way (``submitting``): when its process gives
+    # it up at the latest (the provider's ``create_timeout`` after it began), and whether a
+    # callback URL went with it (a lost answer may then be reconciled). Cleared with
+    # ``submitting``. See ``gateway/jobs/lost.py``.
+    submit_until: float | None = None
+    reconcilable: bool = False
 
 
 _job_encoder = msgspec.msgpack.Encoder()

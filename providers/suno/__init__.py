@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -62,6 +63,8 @@ class SunoProvider:
     ) -> None:
         self._api_key = api_key
         self.base_url = base_url
+        # a create's whole deadline is the read timeout (the longest it waits for an answer)
+        self.catalog = replace(CATALOG, create_timeout=(timeout or Timeouts()).read)
         self._client = SunoClient(
             api_key=api_key, base_url=base_url, timeout=timeout, max_connections=max_connections
         )
