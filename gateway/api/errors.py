@@ -27,7 +27,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
-from gateway.api.schemas import ErrorResponse
+from gateway.api.schemas import DebugInfo, ErrorResponse
 from gateway.infra.errors import (
     GatewayError,
     InvalidRequest,
@@ -53,6 +53,9 @@ _FRAMEWORK_CODES = {
 }
 
 
+_debug_decoder = msgspec.json.Decoder(DebugInfo)
+
+
 def error_response(
     status_code: int,
     code: str,
@@ -62,6 +65,7 @@ def error_response(
     details: list[str] | None = None,
     headers: dict[str, str] | None = None,
     reason: str | None = None,
+    debug: bytes | None = None,
 ) -> Response[bytes]:
     body = ErrorResponse(
         error=code,
@@ -71,6 +75,7 @@ def error_response(
         param=param,
         reason=reason,
         details=details,
+        debug=_debug_decoder.decode(debug) if debug else None,
     )
     return Response(
         content=_encoder.encode(body),
@@ -164,6 +169,7 @@ def _gateway_error(_: Request, exc: GatewayError) -> Response[bytes]:
         details=exc.details,
         headers=exc.headers,
         reason=exc.reason,
+        debug=exc.debug,
     )
 
 

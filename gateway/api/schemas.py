@@ -259,6 +259,7 @@ class ErrorResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     param: str | None = None
     reason: str | None = None
     details: list[str] | None = None
+    debug: DebugInfo | None = None  # a failed create that asked for the upstream exchange
 
 
 class Health(msgspec.Struct, kw_only=True):

@@ -43,6 +43,7 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
         self.reason = reason  # AI Stats' finer cause (``reason``), where there is one
+        self.debug: bytes | None = None  # a failed create's upstream exchange (JSON), asked for
         self.code = code or self.code
         self.param = param
         self.status_code = status_code or self.status_code

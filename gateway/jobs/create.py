@@ -200,9 +200,13 @@ class Creates:
             )
             return done, False
         with diagnostics.capture() as exchanges:  # what the client asked to see
-            done = await self._submit(
-                record, opened.raw, provider, submit, breaker, idempotency_key
-            )
+            try:
+                done = await self._submit(
+                    record, opened.raw, provider, submit, breaker, idempotency_key
+                )
+            except GatewayError as exc:  # a failed create's answer shows the exchange too
+                exc.debug = debug_info(exchanges, plan.diagnostics, token)
+                raise
         debug = debug_info(exchanges, plan.diagnostics, token)
         return msgspec.structs.replace(done, debug=debug), False  # this answer only
 
@@ -317,6 +321,7 @@ class Creates:
         if idempotency_key is not None and (isinstance(exc, UpstreamRateLimited) or not exc.sent):
             await self.store.release_idempotency(record.owner, idempotency_key)
         error = _replayed_error(failed)
+        error.param, error.reason = exc.param, exc.reason  # the provider's finer cause
         if exc.retry_after is not None:
             error.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         raise error from exc

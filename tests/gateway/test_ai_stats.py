@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from gateway.infra.settings import Settings
+from tests.support.upstreams import UPSTREAMS
 from tests.support.waiting import eventually
 
 from .ai_stats_stack import credentials, gateway, simulators
@@ -27,6 +28,7 @@ ALIAS = "/v1/music/generations"
 FIRST_TRY = {"model": "musicgpt/v7", "prompt": "a calm lofi beat", "duration": 30, "format": "mp3"}
 
 Sims = dict[str, tuple[str, dict[str, str]]]
+MUSICGPT = UPSTREAMS["musicgpt"]
 
 
 @pytest.fixture(scope="module")
@@ -442,3 +444,27 @@ async def test_ai_stats_elevenlabs_block_spellings_are_understood(
         }
         r = await client.post(URL, json=long)
         assert (r.status_code, r.json()["param"]) == (400, "elevenlabs.music_length_ms")
+
+
+async def test_a_rejected_create_shows_the_exchange_in_its_error(
+    make_settings: Callable[..., Settings], sims: Sims
+) -> None:
+    url = sims["musicgpt"][0]
+    with httpx.Client() as http:
+        MUSICGPT.configure(http, url, MUSICGPT.create_error(400, count=1))
+    async with gateway(make_settings, sims) as client:
+        body = {
+            "model": "musicgpt/v7",
+            "prompt": "rejected upstream",
+            "debug": {"return_upstream_request": True, "return_upstream_response": True},
+        }
+        r = await client.post(URL, json=body)
+        assert r.status_code == 400, r.text
+        error = r.json()
+        assert error["error"] == "upstream_rejected"
+        assert error["debug"]["upstream_request"]["body"]["prompt"] == "rejected upstream"
+        assert error["debug"]["upstream_response"]["status"] == 400
+        for secret in credentials(sims):
+            assert secret not in r.text
+        r = await client.post(URL, json={"model": "musicgpt/v7", "prompt": "fine again"})
+        assert r.status_code == 200 and "debug" not in r.json()["warnings"]
