@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from providers import elevenlabs, musicgpt, tempolor
+from providers import elevenlabs, minimax, musicgpt, tempolor
 from providers.base import Credential, ModelSpec, Provider
 from providers.kit.simulation import SimulatorSpec
 
@@ -44,6 +44,7 @@ REGISTRY: dict[str, Registration] = {
     "musicgpt": _register(musicgpt, musicgpt.MusicGPTProvider),
     "tempolor": _register(tempolor, tempolor.TemPolorProvider),
     "elevenlabs": _register(elevenlabs, elevenlabs.ElevenLabsProvider),
+    "minimax": _register(minimax, minimax.MiniMaxProvider),
 }
 
 #: Each provider's simulator (the first-run demo, the tests).
