@@ -42,6 +42,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from providers.minimax import sim_audio
@@ -313,7 +314,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
         return await sim.music(request)
 
     @get("/files/{name:str}")
-    async def download(name: str) -> Response[Any]:
+    async def download(name: FromPath[str]) -> Response[Any]:
         return sim.download(name)
 
     @get("/__sim__/config")
