@@ -17,6 +17,7 @@ MODEL_IDS = [
     "tempolor/v3", "tempolor/v3.5", "tempolor/v4.5+", "tempolor/v4.8",
     "tempolor/i3", "tempolor/i3.5", "tempolor/i4",
     "elevenlabs/music_v1", "elevenlabs/music_v2", "elevenlabs/music", "eleven-labs/music",
+    "minimax/music-2.6", "minimax/music-3.0",
 ]  # fmt: skip
 
 
