@@ -208,7 +208,6 @@ async def test_error_knobs(
     assert KEY not in err.message and KEY not in repr(logs)
     if isinstance(native, int) and native > 999:  # a base_resp message: echoed, then scrubbed
         assert "[redacted]" in err.message
-    assert any(e["event"] == "upstream_call_failed" for e in logs)
     fin = await provider.start(request())  # the fault was for one call
     assert fin.artefacts[0].audio_url
 
