@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from providers import elevenlabs, musicgpt, suno, tempolor
+from providers import elevenlabs, minimax, musicgpt, suno, tempolor
 from providers.base import Credential, ModelSpec, Provider
 from providers.kit.simulation import SimulatorSpec
 
@@ -45,6 +45,7 @@ REGISTRY: dict[str, Registration] = {
     "tempolor": _register(tempolor, tempolor.TemPolorProvider),
     "suno": _register(suno, suno.SunoProvider),
     "elevenlabs": _register(elevenlabs, elevenlabs.ElevenLabsProvider),
+    "minimax": _register(minimax, minimax.MiniMaxProvider),
 }
 
 #: Each provider's simulator (the first-run demo, the tests).

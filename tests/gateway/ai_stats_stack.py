@@ -6,8 +6,9 @@ Usage::
     with simulators() as sims:                      # {provider: (base URL, env)}
         async with gateway(make_settings, sims, **env) as client: ...
 
-MusicGPT, TemPolor, Suno and ElevenLabs run with short latencies (jobs finish in well under a
-second); any other registered provider runs its first-run demo simulator.
+Every simulator runs with short latencies (jobs finish in well under a
+second); a provider registered later runs its first-run demo simulator until it is added
+here.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def _fast(name: str) -> Any:
         from providers.suno.simulator import create_simulator as suno
 
         return suno(SConfig(text_seconds=0.1, first_seconds=0.2, complete_seconds=0.3))
+    if name == "minimax":
+        from providers.minimax.simulator import SimulatorConfig as MConfig
+        from providers.minimax.simulator import create_simulator as minimax
+
+        return minimax(MConfig(latency=0.05, length_ms=2000))
     return SIMULATORS[name].create_app()
 
 

@@ -371,6 +371,7 @@ def _decoded(data: bytes) -> tuple[str, str, float]:
         ("musicgpt/v7", "ogg", ("ogg", "opus", "audio/ogg")),
         ("musicgpt/v7", "aac", ("aac", "aac", "audio/aac")),
         ("suno/v5", "wav", ("wav", "pcm_s16le", "audio/wav")),
+        ("minimax/music-2.6", "ogg", ("ogg", "opus", "audio/ogg")),
     ],
 )
 async def test_ogg_and_aac_are_served_as_real_files(
@@ -468,3 +469,39 @@ async def test_a_rejected_create_shows_the_exchange_in_its_error(
             assert secret not in r.text
         r = await client.post(URL, json={"model": "musicgpt/v7", "prompt": "fine again"})
         assert r.status_code == 200 and "debug" not in r.json()["warnings"]
+
+
+async def test_an_ai_stats_minimax_request_runs_as_sent(
+    make_settings: Callable[..., Settings], sims: Sims
+) -> None:
+    """AI Stats' ``minimax {...}`` block (its strict fields) through the gateway."""
+    async with gateway(make_settings, sims) as client:
+        body = {
+            "model": "minimax/music-2.6",
+            "prompt": "indie folk, warm and intimate",
+            "format": "mp3",
+            "minimax": {
+                "lyrics": "[Verse] under the lamp light",
+                "lyrics_optimizer": False,
+                "output_format": "url",
+                "audio_setting": {"sample_rate": 44100, "bitrate": 256000, "format": "mp3"},
+            },
+            "echo_upstream_request": True,
+        }
+        r = await client.post(URL, json=body)
+        assert r.status_code == 200, r.text
+        job = r.json()
+        assert job["status"] == "completed" and job["warnings"] == []
+        sent = job["debug"]["upstream_request"]
+        assert sent["url"] == sims["minimax"][0] + "/v1/music_generation"
+        assert (sent["body"]["model"], sent["body"]["lyrics"]) == (
+            "music-2.6",
+            "[Verse] under the lamp light",
+        )
+        assert job["audio_url"] and (await client.get(job["audio_url"])).status_code == 200
+        for secret in credentials(sims):
+            assert secret not in r.text
+        r = await client.post(URL, json={**body, "minimax": {"stream": True}})
+        assert (r.status_code, r.json()["param"]) == (400, "minimax.stream")
+        r = await client.post(URL, json={**body, "minimax": {"voice": "x"}})
+        assert (r.status_code, r.json()["error"]) == (400, "unknown_parameter")

@@ -18,6 +18,7 @@ MODEL_IDS = [
     "tempolor/i3", "tempolor/i3.5", "tempolor/i4",
     "suno/v4", "suno/v4.5", "suno/v4.5+", "suno/v4.5-all", "suno/v5", "suno/v4.5plus",
     "elevenlabs/music_v1", "elevenlabs/music_v2", "elevenlabs/music", "eleven-labs/music",
+    "minimax/music-2.6", "minimax/music-3.0",
 ]  # fmt: skip
 
 

@@ -53,6 +53,7 @@ from gateway.api.app import create_app
 from gateway.cli.main import openapi_document
 from gateway.infra.settings import Settings
 from providers.elevenlabs import simulator as elevenlabs_sim
+from providers.minimax import simulator as minimax_sim
 from providers.musicgpt import simulator as musicgpt_sim
 from providers.registry import SIMULATORS
 from providers.suno import simulator as suno_sim
@@ -86,8 +87,9 @@ FAST_SIMULATORS = {
         suno_sim.SimulatorConfig(text_seconds=0.1, first_seconds=0.2, complete_seconds=0.4)
     ),
     "elevenlabs": lambda: elevenlabs_sim.create_simulator(elevenlabs_sim.SimulatorConfig()),
+    "minimax": lambda: minimax_sim.create_simulator(minimax_sim.SimulatorConfig(length_ms=3000)),
 }
-#: The providers that call back (ElevenLabs answers the audio itself: no callbacks).
+#: The providers that call back (ElevenLabs and MiniMax answer the audio: no callbacks).
 CALLING_BACK = ("musicgpt", "tempolor", "suno")
 
 
