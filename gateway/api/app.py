@@ -147,6 +147,7 @@ class GatewayPlugin(InitPluginProtocol):
             _, pending = await asyncio.wait(workers, timeout=5)
             for task in pending:
                 task.cancel()
+            await jobs.notifier.aclose()
             await webhook_http.aclose()
             await artefact_http.aclose()
             for provider in self.providers:

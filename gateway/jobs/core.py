@@ -81,12 +81,22 @@ class JobCore:
                 if is_final(before):
                     return []
                 slots = self.limits.slot_key(after.owner)
-                return [(self.store.due_key, after.id, None), (slots, after.id, None)]
+                return [
+                    (self.store.due_key, after.id, self._last_turn(after)),
+                    (slots, after.id, None),
+                ]
             if self.settings.background_refresh:
                 return [(self.store.due_key, after.id, time.time() + (defer or self.period))]
             return []
 
         return ops
+
+    def _last_turn(self, final: JobRecord) -> float | None:
+        """When the refresher looks at a job that just turned final once more: to queue
+        its final webhook in case this process dies before it does (None: no webhook)."""
+        if self.settings.background_refresh and self.notifier.notifies(final):
+            return time.time() + self.period
+        return None
 
     async def changed(self, before: str, after: JobRecord, *, notify: bool = True) -> None:
         """After every stored update (whose schedule and slot changes ``follow`` wrote
@@ -97,13 +107,8 @@ class JobCore:
             if after.status == "completed":
                 for hook in self.on_completed:
                     await hook(after)
-        if (
-            notify
-            and after.status != before
-            and after.webhook_url
-            and self.notifier.outbox is not None
-        ):
-            await self.notifier.notify(after)
+        if notify and after.status != before and self.notifier.notifies(after):
+            await self.notifier.notify_or_defer(after)
 
     async def store_snapshot(
         self,

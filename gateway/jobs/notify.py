@@ -1,18 +1,34 @@
 """The notify part: the public job object rendered (and kept for final jobs), and queued
 for the client's webhook on every status change.
 
+A status change is stored before its webhook is queued (two writes, not one: the outbox
+and the job may live on different Redis nodes). So that no change goes without its
+webhook: a webhook that could not be queued (Redis unreachable, restarting) is queued
+again in the background, with backoff, for up to ``REQUEUE_SECONDS``; and a job that
+turns final with a webhook stays on the refresh schedule one more period, when the
+refresher queues its final webhook again (``JobCore.follow``, ``Refreshes.refresh_due``)
+in case the process that made the change died before it did. Queuing is deduplicated per
+``webhook-id`` (``{job id}.{status}``), so a change is delivered under one id.
+
 Usage::
 
     notifier = Notifier(store)
     notifier.outbox = WebhookOutbox(...)        # set by the app when webhooks run
     body = await notifier.render(record, base)   # JSON bytes of the public job
     await notifier.notify(record)                # webhook ``music.<status>``, deduplicated
+    await notifier.notify_or_defer(record)       # the same; on failure, again later
+    await notifier.aclose()                      # stop the deferred ones (shutdown)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import msgspec
+import stamina
 import structlog
+from redis.exceptions import RedisError
 
 from gateway.jobs.records import to_public, with_debug
 from gateway.jobs.sink import SCHEME, resolve_urls
@@ -24,6 +40,7 @@ from providers.base import is_final
 log = structlog.get_logger("gateway.jobs.service")
 
 RENDERED_ENTRIES = 4096  # final jobs whose JSON is kept (see ``Notifier.render``)
+REQUEUE_SECONDS = 300.0  # how long a webhook Redis refused is tried again in the background
 
 _job_encoder = msgspec.json.Encoder()
 
@@ -36,6 +53,7 @@ class Notifier:
         self.outbox: WebhookOutbox | None = None
         self.artefacts: ArtefactStore | None = None  # set by the app: stored outputs' URLs
         self._rendered: dict[str, tuple[JobRecord, bytes]] = {}  # job id -> (record, JSON)
+        self._deferred: set[asyncio.Task[None]] = set()
 
     async def render(
         self, record: JobRecord, base_url: str | None = None, *, debug: bool = False
@@ -86,3 +104,48 @@ class Notifier:
             event_type=f"music.{record.status}",
             payload=await self.render(record),
         )
+
+    def notifies(self, record: JobRecord) -> bool:
+        """Whether ``record``'s status changes go to a webhook (a create answered with an
+        error says it all: no webhook)."""
+        return (
+            self.outbox is not None
+            and record.webhook_url is not None
+            and record.answer_status is None
+        )
+
+    async def notify_or_defer(self, record: JobRecord) -> None:
+        """``notify``; if the webhook cannot be queued now, keep trying in the background
+        (the change itself is stored: the caller's request need not fail for it)."""
+        try:
+            await self.notify(record)
+        except RedisError as exc:  # Redis unreachable or restarting
+            log.warning(
+                "webhook_enqueue_deferred",
+                job_id=record.id,
+                status=record.status,
+                error=type(exc).__name__,
+            )
+            task = asyncio.create_task(self._requeue(record))
+            self._deferred.add(task)
+            task.add_done_callback(self._deferred.discard)
+
+    async def _requeue(self, record: JobRecord) -> None:
+        retrying = stamina.retry_context(
+            on=RedisError, attempts=None, timeout=REQUEUE_SECONDS, wait_initial=0.2, wait_max=5.0
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self.notify(record)
+        except RedisError as exc:  # the refresher still queues a final status's webhook
+            log.error("webhook_enqueue_failed", job_id=record.id, error=type(exc).__name__)
+
+    async def aclose(self) -> None:
+        """Stop the deferred webhooks (the refresher covers final statuses)."""
+        tasks, self._deferred = list(self._deferred), set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -98,6 +98,8 @@ class Refreshes:
         create, or put it back on the schedule."""
         record = await self.store.get_job(job_id)
         if record is None or is_final(record.status):
+            if record is not None and self.core.notifier.notifies(record):
+                await self.core.notifier.notify(record)  # queued once, whoever came first
             await self.store.unschedule(job_id)  # final: zero upstream calls from here on
             return
         now = time.time()
