@@ -6,13 +6,15 @@ Every message is signed per https://www.standardwebhooks.com (headers ``webhook-
 receivers verify with ``standardwebhooks.Webhook(secret).verify(body, headers)`` and
 deduplicate by ``webhook-id`` (the same on every attempt).
 
-Redis keys (under the configured prefix)::
+Redis keys (under the configured prefix), all with the one hash tag ``{wh}``: every
+script below touches the schedule together with messages, so on a Redis Cluster the
+whole outbox lives in one slot (messages are small and deleted once delivered)::
 
-    wh:msg:{id}    hash: ``m`` (msgpack: url, secret, type, payload, created_at),
+    {wh}:msg:ID    hash: ``m`` (msgpack: url, secret, type, payload, created_at),
                    ``attempts``, ``last_error``, ``claim`` (token of the worker holding it)
-    wh:seen:{id}   dedup marker: enqueuing an id seen within the TTL is a no-op
-    wh:due         sorted set: id -> when it is next due (unix seconds, this host's clock)
-    wh:dead        capped list (newest first) of messages given up on (no secret, no body)
+    {wh}:seen:ID   dedup marker: enqueuing an id seen within the TTL is a no-op
+    {wh}:due       sorted set: id -> when it is next due (unix seconds, this host's clock)
+    {wh}:dead      capped list (newest first) of messages given up on (no secret, no body)
 
 Delivery: a worker claims due ids atomically (Lua) by moving them ``claim_seconds`` into
 the future; a crashed worker's claims therefore come back on their own. 2xx deletes the
@@ -49,6 +51,8 @@ import httpx
 import msgspec
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 from standardwebhooks import Webhook
 
 __all__ = [
@@ -128,17 +132,26 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 return 1
 """
 
-# KEYS: due.  ARGV: now, claimed_until, limit, msg key prefix, claim token.
-# Returns a flat list: id, blob, attempts, id, blob, attempts, ...
+# KEYS: due.  ARGV: now, claimed_until, limit.  Takes up to ``limit`` due ids, each
+# pushed to ``claimed_until`` (a crashed worker's claims come back by themselves).
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
 for _, id in ipairs(ids) do
-  local key = ARGV[4] .. id
-  local f = redis.call('HMGET', key, 'm', 'attempts')
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+end
+return ids
+"""
+
+# KEYS: due, then the claimed ids' msg keys.  ARGV: claim token, then the ids.  Marks each
+# message with the token; one gone meanwhile leaves the schedule. Returns a flat list:
+# id, blob, attempts, id, blob, attempts, ...
+_READ = """
+local out = {}
+for i = 2, #KEYS do
+  local id = ARGV[i]
+  local f = redis.call('HMGET', KEYS[i], 'm', 'attempts')
   if f[1] then
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    redis.call('HSET', key, 'claim', ARGV[5])
+    redis.call('HSET', KEYS[i], 'claim', ARGV[1])
     out[#out + 1] = id
     out[#out + 1] = f[1]
     out[#out + 1] = f[2] or '0'
@@ -149,22 +162,31 @@ end
 return out
 """
 
-# KEYS: msg, due, dead.  ARGV: id, token, action (done|retry|dead), next_due, attempts,
-# last_error, dead entry, dead limit.  Returns 0 when the claim was lost to another worker.
+# KEYS: due, dead, then one msg key per outcome.  ARGV: claim token, dead limit, then per
+# outcome: id, action (done|retry|dead), next_due, attempts, last_error, dead entry.
+# Returns one 0/1 per outcome: 0 when the claim was lost to another worker.
 _FINISH = """
-if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then return 0 end
-if ARGV[3] == 'retry' then
-  redis.call('HSET', KEYS[1], 'attempts', ARGV[5], 'last_error', ARGV[6], 'claim', '')
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-  return 1
+local done = {}
+for i = 3, #KEYS do
+  local key, a = KEYS[i], 3 + (i - 3) * 6
+  local id, action = ARGV[a], ARGV[a + 1]
+  if redis.call('HGET', key, 'claim') ~= ARGV[1] then
+    done[#done + 1] = 0
+  elseif action == 'retry' then
+    redis.call('HSET', key, 'attempts', ARGV[a + 3], 'last_error', ARGV[a + 4], 'claim', '')
+    redis.call('ZADD', KEYS[1], ARGV[a + 2], id)
+    done[#done + 1] = 1
+  else
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], id)
+    if action == 'dead' then
+      redis.call('LPUSH', KEYS[2], ARGV[a + 5])
+      redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+    end
+    done[#done + 1] = 1
+  end
 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if ARGV[3] == 'dead' then
-  redis.call('LPUSH', KEYS[3], ARGV[7])
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[8]) - 1)
-end
-return 1
+return done
 """
 
 
@@ -204,7 +226,7 @@ class WebhookOutbox:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         prefix: str,
         http: httpx.AsyncClient,
@@ -228,12 +250,13 @@ class WebhookOutbox:
         self._attempt_timeout = min(ATTEMPT_TIMEOUT, self._claim_seconds / 2)
         worst = sum(self._schedule) * (1 + JITTER) + self._claim_seconds * len(self._schedule)
         self._ttl = int(max(MESSAGE_TTL_SECONDS, worst + 3600))
-        self._msg_prefix = f"{prefix}wh:msg:"
-        self._seen_prefix = f"{prefix}wh:seen:"
-        self._due = f"{prefix}wh:due"
-        self._dead = f"{prefix}wh:dead"
+        self._msg_prefix = f"{prefix}{{wh}}:msg:"
+        self._seen_prefix = f"{prefix}{{wh}}:seen:"
+        self._due = f"{prefix}{{wh}}:due"
+        self._dead = f"{prefix}{{wh}}:dead"
         self._enqueue_script = redis.register_script(_ENQUEUE)
         self._claim_script = redis.register_script(_CLAIM)
+        self._read_script = redis.register_script(_READ)
         self._finish_script = redis.register_script(_FINISH)
 
     async def enqueue(
@@ -258,14 +281,19 @@ class WebhookOutbox:
     async def deliver_due(self, limit: int = 64) -> int:
         """Claim up to ``limit`` due messages, attempt them concurrently; return how many.
 
-        The outcomes of the batch are recorded in one pipeline (one Redis connection
-        however large the batch).
+        Claiming is two scripts (the due ids, then their messages, named as keys); the
+        outcomes of the batch are recorded in one script, however large the batch.
         """
         now = self._clock()
         token = secrets.token_hex(8)
-        flat = await self._claim_script(
-            keys=[self._due],
-            args=[repr(now), repr(now + self._claim_seconds), limit, self._msg_prefix, token],
+        ids = await self._claim_script(
+            keys=[self._due], args=[repr(now), repr(now + self._claim_seconds), limit]
+        )
+        if not ids:
+            return 0
+        ids = [_text(i) for i in ids]
+        flat = await self._read_script(
+            keys=[self._due, *(self._msg_prefix + i for i in ids)], args=[token, *ids]
         )
         claimed = [
             (_text(flat[i]), _msg_decoder.decode(flat[i + 1]), int(flat[i + 2]))
@@ -276,26 +304,19 @@ class WebhookOutbox:
         results = await asyncio.gather(
             *(self._attempt(msg_id, msg, attempts) for msg_id, msg, attempts in claimed)
         )
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for r in results:
-                await self._finish_script(
-                    keys=[self._msg_prefix + r.msg_id, self._due, self._dead],
-                    args=[
-                        r.msg_id,
-                        token,
-                        r.action,
-                        repr(r.next_due),
-                        r.attempt,
-                        r.error,
-                        r.dead,
-                        DEAD_LETTER_LIMIT,
-                    ],
-                    client=pipe,
-                )
-            recorded = await pipe.execute(raise_on_error=False)
+        args: list[Any] = [token, DEAD_LETTER_LIMIT]
+        for r in results:
+            args += [r.msg_id, r.action, repr(r.next_due), r.attempt, r.error, r.dead]
+        try:
+            recorded: list[Any] = await self._finish_script(
+                keys=[self._due, self._dead, *(self._msg_prefix + r.msg_id for r in results)],
+                args=args,
+            )
+        except RedisError as exc:  # not recorded: the claims come back later
+            recorded = [exc] * len(results)
         for r, ok in zip(results, recorded, strict=True):
             fields = {"msg_id": r.msg_id, "host": r.host, "attempt": r.attempt, "error": r.error}
-            if isinstance(ok, Exception):  # not recorded: the claim comes back later
+            if isinstance(ok, Exception):
                 log.warning("webhook_record_failed", **fields, cause=type(ok).__name__)
             elif not ok:  # another worker took the message over after our claim expired
                 log.info("webhook_claim_lost", **fields)

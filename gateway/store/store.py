@@ -2,15 +2,21 @@
 key operations of the command line live in ``gateway/store/keys.py`` (mixed in), the Lua
 scripts behind the one-round-trip job operations in ``gateway/store/scripts.py``.
 
-Keys (all under the configured prefix, default ``mgw:``)::
+Keys (all under the configured prefix, default ``mgw:``; the part in braces is the key's
+Redis Cluster hash tag, so keys that one script touches together share one slot)::
 
-    job:{id}          JobRecord (msgpack), expires after the retention period
-    key:{sha256}      KeyRecord (msgpack) for a client key, found by the key's hash
-    keyid:{key id}    sha256 of that key, so ``keys revoke <id>`` can find it
-    lease:{id}        short-lived refresh lease (one refresher per job at a time)
-    idem:{key id}:{h} IdempotencyEntry for one Idempotency-Key of one client key (24 h)
-    due               sorted set: in-flight job id -> when the background refresher is due
-    native:{p}:{id}   job id of provider p's native job id (routes account-level callbacks)
+    job:{id}           JobRecord (msgpack), expires after the retention period
+    lease:{id}         short-lived refresh lease (one refresher per job at a time)
+    idem:{key id}:h    IdempotencyEntry for one Idempotency-Key of one client key (24 h)
+    inflight:{key id}  sorted set: the client key's jobs in flight (``Limits.slot_key``)
+    due                sorted set: in-flight job id -> when the background refresher is due
+    key:sha256         KeyRecord (msgpack) for a client key, found by the key's hash
+    keyid:key id       sha256 of that key, so ``keys revoke <id>`` can find it
+    native:p:id        job id of provider p's native job id (routes account-level callbacks)
+
+How a create and a job's updates span the three slots of a job's record, the schedule
+and the owner's slots, and why a process dying midway leaves nothing that stays wrong:
+``gateway/store/schedule.py``.
 
 Usage::
 
@@ -42,11 +48,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
-from redis.asyncio import Redis
 
 from gateway.store.keys import KeyAdmin, KeyRecord, hash_key, key_decoder
-from gateway.store.limits import Bucket, Grant
-from gateway.store.scripts import BEGIN, CLAIM_DUE, OPEN, PUT, SWAP, ZOp, zops
+from gateway.store.limits import TAKE, Bucket, Grant
+from gateway.store.redis_pool import RedisClient
+from gateway.store.schedule import Schedule
+from gateway.store.scripts import ADMIT, BEGIN, CLAIM_DUE, SWAP, ZOp
 from providers.base import JobError, Output, is_final
 
 CACHE_SECONDS = 1.0  # how long a key record or a final job record may be answered from memory
@@ -133,14 +140,6 @@ class Begun(NamedTuple):
     grant: Grant | None
 
 
-class Claimed(NamedTuple):
-    """What ``claim_due`` took: the job ids, and when the next job left on the schedule
-    is due (epoch seconds; None when none is)."""
-
-    ids: list[str]
-    next_due: float | None
-
-
 def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, value: Any) -> None:
     cache.pop(name, None)
     if len(cache) >= CACHE_ENTRIES:
@@ -148,10 +147,10 @@ def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, va
     cache[name] = (expires, value)
 
 
-class Store(KeyAdmin):
+class Store(KeyAdmin, Schedule):
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         prefix: str,
         retention_seconds: int,
@@ -167,18 +166,25 @@ class Store(KeyAdmin):
         self.wall_clock = wall_clock  # epoch seconds, compared with a job's refresh_after
         self.due_key = f"{prefix}due"
         self._claim_due = redis.register_script(CLAIM_DUE)
-        self._put = redis.register_script(PUT)
-        self._open = redis.register_script(OPEN)
+        self._admit = redis.register_script(ADMIT)
         self._swap = redis.register_script(SWAP)
         self._begin = redis.register_script(BEGIN)
+        self._take = redis.register_script(TAKE)
         self._keys: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
         self._finals: dict[str, tuple[float, JobRecord]] = {}  # job id -> (expires, record)
         self._job_writes = 0  # bumped by every job write through this Store
         # job id -> (writes when it started, the Redis read under way), shared by readers
         self._reads: dict[str, tuple[int, asyncio.Future[JobRecord | None]]] = {}
 
-    def _job(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}"
+    def job_key(self, job_id: str) -> str:
+        """The Redis key of a job's record (tagged with the job id)."""
+        return f"{self.prefix}job:{{{job_id}}}"
+
+    _job = job_key
+
+    def lease_key(self, job_id: str) -> str:
+        """The job's refresh lease (the job's tag: taken with a read of its record)."""
+        return f"{self.prefix}lease:{{{job_id}}}"
 
     # ------------------------------------------------------------------------ jobs
 
@@ -189,16 +195,13 @@ class Store(KeyAdmin):
         self._finals.pop(job_id, None)
 
     async def put_job(self, record: JobRecord, *, zsets: Sequence[ZOp] = ()) -> None:
-        """Store ``record`` (one round trip), and apply the sorted-set changes ``zsets``
-        (e.g. the refresh schedule, ``due_key``) atomically with it."""
+        """Store ``record``, then apply the sorted-set changes ``zsets`` (e.g. the refresh
+        schedule, ``due_key``) one by one, in order (see the module's notes)."""
         self._wrote_job(record.id)
         raw = _job_encoder.encode(record)
-        if zsets:
-            keys, args = zops(zsets)
-            await self._put(keys=[self._job(record.id), *keys], args=[raw, self.retention, *args])
-        else:
-            await self.redis.set(self._job(record.id), raw, ex=self.retention)
+        await self.redis.set(self._job(record.id), raw, ex=self.retention)
         self._wrote_job(record.id)
+        await self.apply_zops(zsets)
 
     async def open_job(
         self,
@@ -208,29 +211,40 @@ class Store(KeyAdmin):
         slot: tuple[str, int, int] | None = None,
         idempotency: tuple[str, IdempotencyEntry, int] | None = None,
     ) -> Opened:
-        """Store a new job and put it on the refresh schedule at ``due``, in one round
-        trip and all or nothing: with ``slot`` (sorted set, limit, max age) only if the
+        """Store a new job and put it on the refresh schedule at ``due``, kept only when
+        its owner admits it: with ``slot`` (the owner's sorted set, limit, max age) if the
         owner has a free in-flight slot (then taken); with ``idempotency`` (the client's
-        Idempotency-Key, its entry, seconds to keep it) only if that key is not bound
-        already (then bound to this job)."""
+        Idempotency-Key, its entry, seconds to keep it) if that key is not bound already
+        (then bound to this job). Schedule and record in one round trip, the owner's
+        admission (one script) after them; the order is the module's notes'."""
         raw = _job_encoder.encode(record)
-        keys = [self._job(record.id), self.due_key, "", ""]
-        args: list[Any] = [raw, self.retention, repr(due), record.id]
-        args += [0, 0] if slot is None else [slot[1], slot[2]]
-        if slot is not None:
-            keys[2] = slot[0]
-        if idempotency is None:
-            args += ["", 0]
-        else:
-            idem_key, entry, ttl = idempotency
-            keys[3] = self._idem(record.owner, idem_key)
-            args += [_job_encoder.encode(entry), ttl]
         self._wrote_job(record.id)
-        reply = await self._open(keys=keys, args=args)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # In order on one server. On a cluster the two go to their nodes at once: if
+            # only the record's write lands, the create fails (503) and the record is one
+            # nobody was told of, holding no slot and no key, gone after the retention.
+            pipe.zadd(self.due_key, {record.id: due})
+            pipe.set(self._job(record.id), raw, ex=self.retention)
+            await pipe.execute()
         self._wrote_job(record.id)
+        if slot is None and idempotency is None:
+            return Opened(True, raw=raw)
+        slots, limit, age = slot if slot is not None else (None, 0, 0)
+        idem_key, entry, ttl = None, b"", 0
+        if idempotency is not None:
+            idem_key = self._idem(record.owner, idempotency[0])
+            entry, ttl = _job_encoder.encode(idempotency[1]), idempotency[2]
+        reply = await self._admit(
+            keys=[slots or idem_key, idem_key or slots],  # one stands in for a missing one
+            args=[record.id, limit, age, entry, ttl],
+        )
+        if reply[0] == 1:
+            return Opened(True, raw=raw)
+        await self.delete_job(record.id)  # not admitted: the record, then its schedule
+        await self.unschedule(record.id)
         if reply[0] == 2:
             return Opened(False, _idem_decoder.decode(reply[1]))
-        return Opened(True, raw=raw) if reply[0] else Opened(False)
+        return Opened(False)
 
     async def index_native(self, provider: str, native_ids: Sequence[str], job_id: str) -> None:
         """Remember which job each native id belongs to, for the job's retention."""
@@ -303,7 +317,8 @@ class Store(KeyAdmin):
         """Apply ``change`` atomically: compare-and-set against the bytes it was computed
         from (one round trip; retried on the current bytes when another write won).
         ``change`` gets a fresh record it may modify, and returns None to skip the write.
-        ``follow(status before, new record)`` names sorted-set changes written with it.
+        ``follow(status before, new record)`` names sorted-set changes applied after it
+        (``apply_zops``).
         ``raw``: the stored bytes when the caller just read them (saves the read).
         None when there is no such job."""
         key = self._job(job_id)
@@ -318,12 +333,11 @@ class Store(KeyAdmin):
             updated = change(current)
             if updated is None:
                 return Updated(before, current)
-            keys, args = zops(follow(before, updated) if follow is not None else ())
-            reply = await self._swap(
-                keys=[key, *keys], args=[raw, _job_encoder.encode(updated), *args]
-            )
+            reply = await self._swap(keys=[key], args=[raw, _job_encoder.encode(updated)])
             if reply == 1:
                 self._wrote_job(job_id)
+                if follow is not None:
+                    await self.apply_zops(follow(before, updated))
                 return Updated(before, updated)
             raw = reply  # another write came first (or the job is gone: None)
         raise RuntimeError(f"job {job_id} kept changing; update abandoned")
@@ -331,37 +345,24 @@ class Store(KeyAdmin):
     async def begin_refresh(
         self, job_id: str, lease_seconds: float, bucket: Bucket | None = None
     ) -> Begun:
-        """One round trip before an upstream refresh: take the job's lease (one holder
-        per ``lease_seconds`` across processes), read the job, and spend ``bucket``'s
-        tokens, each step only when the one before succeeded."""
-        keys = [f"{self.prefix}lease:{job_id}", self._job(job_id)]
-        args: list[Any] = [max(1, int(lease_seconds * 1000))]
-        if bucket is not None:
-            keys.append(bucket.key)
-            args += [bucket.capacity, bucket.per_second, bucket.cost]
-        reply = await self._begin(keys=keys, args=args)
+        """Before an upstream refresh: take the job's lease (one holder per
+        ``lease_seconds`` across processes) and read the job (one script, the job's
+        slot), then spend ``bucket``'s tokens (the provider's slot), each step only when
+        the one before succeeded. A process that dies in between leaves a lease that
+        expires by itself, and nothing spent."""
+        reply = await self._begin(
+            keys=[self.lease_key(job_id), self._job(job_id)],
+            args=[max(1, int(lease_seconds * 1000))],
+        )
         if not reply[0]:
             return Begun(False, None, None)
-        grant = Grant.parse(reply[2:5]) if len(reply) > 2 else None
-        return Begun(True, reply[1], grant)
-
-    # ------------------------------------------------------------- refresh schedule
-
-    async def schedule(self, job_id: str, at: float) -> None:
-        """The background refresher should look at ``job_id`` at ``at`` (epoch seconds)."""
-        await self.redis.zadd(self.due_key, {job_id: at})
-
-    async def unschedule(self, job_id: str) -> None:
-        await self.redis.zrem(self.due_key, job_id)
-
-    async def claim_due(self, limit: int, claim_seconds: float, now: float) -> Claimed:
-        """Take up to ``limit`` due job ids; each is pushed ``claim_seconds`` ahead so no
-        other process takes it meanwhile (and it comes back if this one dies)."""
-        ids, first = await self._claim_due(keys=[self.due_key], args=[now, limit, claim_seconds])
-        return Claimed(
-            [i.decode() if isinstance(i, bytes) else i for i in ids],
-            None if first is None else float(first),
+        raw = reply[1] if len(reply) > 1 else None
+        if raw is None or bucket is None:
+            return Begun(True, raw, None)
+        taken = await self._take(
+            keys=[bucket.key], args=[bucket.capacity, bucket.per_second, bucket.cost]
         )
+        return Begun(True, raw, Grant.parse(taken))
 
     async def delete_job(self, job_id: str) -> None:
         self._wrote_job(job_id)
@@ -371,7 +372,9 @@ class Store(KeyAdmin):
     # ---------------------------------------------------------------- idempotency
 
     def _idem(self, owner: str, idem_key: str) -> str:
-        return f"{self.prefix}idem:{owner}:{hashlib.sha256(idem_key.encode()).hexdigest()[:32]}"
+        """An Idempotency-Key's entry: the owner's tag, as its in-flight slots have."""
+        digest = hashlib.sha256(idem_key.encode()).hexdigest()[:32]
+        return f"{self.prefix}idem:{{{owner}}}:{digest}"
 
     async def get_idempotency(self, owner: str, idem_key: str) -> IdempotencyEntry | None:
         raw = await self.redis.get(self._idem(owner, idem_key))

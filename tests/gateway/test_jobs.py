@@ -59,11 +59,11 @@ async def test_round_trip_to_completed(echo_client: httpx.AsyncClient, echo: Ech
 async def test_record_is_msgpack_in_redis_with_retention(echo_client: httpx.AsyncClient) -> None:
     job = await _create(echo_client, format="wav")
     store = echo_client.app.state.store
-    raw = await store.redis.get(f"{store.prefix}job:{job['id']}")
+    raw = await store.redis.get(store.job_key(job["id"]))
     record = msgspec.msgpack.decode(raw, type=JobRecord)
     assert record.model == "echo/v1" and record.format == "wav" and record.native_id == "echo-1"
     assert record.owner.startswith("key_")
-    ttl = await store.redis.ttl(f"{store.prefix}job:{job['id']}")
+    ttl = await store.redis.ttl(store.job_key(job["id"]))
     assert 30 * 86400 - 60 < ttl <= 30 * 86400
 
 
@@ -250,7 +250,9 @@ async def test_create_writes_twice_and_reads_nothing_between(
     finally:
         del redis.execute_command
     touching = [args[0] for args in sent if any(job["id"] in str(a) for a in args)]
-    assert touching == ["EVALSHA", "EVALSHA"]  # open_job, then the compare-and-set
+    # open_job's admission, then the compare-and-set (the schedule and the record went
+    # out before, in one pipeline): never a read.
+    assert touching == ["EVALSHA", "EVALSHA"]
     assert job["nativeResponseId"] is not None
 
 
@@ -265,7 +267,7 @@ async def test_create_keeps_a_write_that_lands_during_the_upstream_call(
     async def racing(req: Any) -> Any:
         assert req.callback is None
         job_id = next(iter(await store.redis.keys(f"{store.prefix}job:*"))).decode()
-        job_id = job_id.removeprefix(f"{store.prefix}job:")
+        job_id = job_id.removeprefix(f"{store.prefix}job:").strip("{}")
 
         def elsewhere(record: JobRecord) -> JobRecord:
             record.metadata = {"written": "meanwhile"}
@@ -279,7 +281,7 @@ async def test_create_keeps_a_write_that_lands_during_the_upstream_call(
     job = await _create(echo_client)
     assert job["metadata"] == {"written": "meanwhile"}
     assert job["nativeResponseId"] is not None
-    raw = await store.redis.get(f"{store.prefix}job:{job['id']}")
+    raw = await store.redis.get(store.job_key(job["id"]))
     record = msgspec.msgpack.decode(raw, type=JobRecord)
     assert record.metadata == {"written": "meanwhile"} and record.native_id is not None
     assert not record.submitting
