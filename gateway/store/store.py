@@ -232,7 +232,7 @@ class Store(KeyAdmin, Schedule):
         slots, limit, age = slot if slot is not None else (None, 0, 0)
         idem_key, entry, ttl = None, b"", 0
         if idempotency is not None:
-            idem_key = self._idem(record.owner, idempotency[0])
+            idem_key = self.idempotency_key(record.owner, idempotency[0])
             entry, ttl = _job_encoder.encode(idempotency[1]), idempotency[2]
         reply = await self._admit(
             keys=[slots or idem_key, idem_key or slots],  # one stands in for a missing one
@@ -371,17 +371,17 @@ class Store(KeyAdmin, Schedule):
 
     # ---------------------------------------------------------------- idempotency
 
-    def _idem(self, owner: str, idem_key: str) -> str:
+    def idempotency_key(self, owner: str, idem_key: str) -> str:
         """An Idempotency-Key's entry: the owner's tag, as its in-flight slots have."""
         digest = hashlib.sha256(idem_key.encode()).hexdigest()[:32]
         return f"{self.prefix}idem:{{{owner}}}:{digest}"
 
     async def get_idempotency(self, owner: str, idem_key: str) -> IdempotencyEntry | None:
-        raw = await self.redis.get(self._idem(owner, idem_key))
+        raw = await self.redis.get(self.idempotency_key(owner, idem_key))
         return None if raw is None else _idem_decoder.decode(raw)
 
     async def release_idempotency(self, owner: str, idem_key: str) -> None:
-        await self.redis.delete(self._idem(owner, idem_key))
+        await self.redis.delete(self.idempotency_key(owner, idem_key))
 
     async def lookup_key(self, raw_key: str) -> KeyRecord | None:
         """The record of a raw client key (revoked ones included), None when unknown. A
