@@ -9,8 +9,9 @@ Usage::
                                max_connections=256)      # either; ``await close()`` after
 
 Both clients offer the same command interface (``RedisClient``), so one code path serves
-both: every script's keys share one hash tag (one slot), and nothing else needs the keys
-of several slots at once (see ``gateway/store/store.py``).
+both: every script's keys share one hash tag (one slot), and steps over several slots
+go through ``in_order`` (one pipelined round trip on one server, one by one on a
+cluster; see ``gateway/store/schedule.py``).
 
 The pool is redis-py's own, configured through its public options only: every get and
 release goes through its condition lock, timeout and health check. (A short path that
@@ -20,13 +21,15 @@ command on the benchmark machine; it relied on redis-py internals and is gone.)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 #: What the store, the limits and the outbox take: a single server or a cluster.
 RedisClient = Redis | RedisCluster
@@ -90,3 +93,23 @@ def open_client(
         await pool.aclose()
 
     return redis, close
+
+
+async def in_order(redis: RedisClient, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Run raw commands in this order, in one round trip where that keeps the order: one
+    server runs a pipeline's commands one after another (and a connection lost midway
+    leaves a prefix of them done), while a cluster's pipeline sends each node its share
+    at once, so there they go one by one. Replies in order, an error as its exception;
+    on a cluster the first error stops the run (the commands after it report it too)."""
+    if isinstance(redis, RedisCluster):
+        replies: list[Any] = []
+        for command in commands:
+            try:
+                replies.append(await redis.execute_command(*command))
+            except RedisError as exc:
+                return replies + [exc] * (len(commands) - len(replies))
+        return replies
+    async with redis.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        return await pipe.execute(raise_on_error=False)

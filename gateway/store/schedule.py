@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import structlog
 from redis.exceptions import RedisError
 
-from gateway.store.redis_pool import RedisClient
+from gateway.store.redis_pool import RedisClient, in_order
 from gateway.store.scripts import ZOp
 
 log = structlog.get_logger("gateway.store")
@@ -43,23 +43,31 @@ class Claimed(NamedTuple):
     next_due: float | None
 
 
+def zop_commands(ops: Sequence[ZOp]) -> list[tuple[str, ...]]:
+    """The Redis commands of sorted-set changes (for ``in_order``)."""
+    return [
+        ("ZREM", key, member) if score is None else ("ZADD", key, repr(float(score)), member)
+        for key, member, score in ops
+    ]
+
+
 class Schedule:
     redis: RedisClient
     due_key: str
     _claim_due: Any
 
     async def apply_zops(self, ops: Sequence[ZOp]) -> bool:
-        """Apply sorted-set changes one by one, in order; at the first that fails, log
-        and stop (the record they follow stands; the schedule repairs them). False then."""
-        for key, member, score in ops:
-            try:
-                if score is None:
-                    await self.redis.zrem(key, member)
-                else:
-                    await self.redis.zadd(key, {member: score})
-            except RedisError as exc:
-                log.warning("sorted_set_change_failed", member=member, error=type(exc).__name__)
-                return False
+        """Apply sorted-set changes in order (``in_order``: one round trip on one server).
+        A failure is logged; the record they follow stands and the schedule repairs
+        them (see above). False then."""
+        try:
+            replies = await in_order(self.redis, zop_commands(ops))
+        except RedisError as exc:
+            replies = [exc]
+        failed = next((r for r in replies if isinstance(r, Exception)), None)
+        if failed is not None:
+            log.warning("sorted_set_change_failed", error=type(failed).__name__)
+            return False
         return True
 
     async def schedule(self, job_id: str, at: float) -> None:

@@ -51,8 +51,8 @@ import msgspec
 
 from gateway.store.keys import KeyAdmin, KeyRecord, hash_key, key_decoder
 from gateway.store.limits import TAKE, Bucket, Grant
-from gateway.store.redis_pool import RedisClient
-from gateway.store.schedule import Schedule
+from gateway.store.redis_pool import RedisClient, in_order
+from gateway.store.schedule import Schedule, zop_commands
 from gateway.store.scripts import ADMIT, BEGIN, CLAIM_DUE, SWAP, ZOp
 from providers.base import JobError, Output, is_final
 
@@ -166,8 +166,6 @@ class Store(KeyAdmin, Schedule):
         self.wall_clock = wall_clock  # epoch seconds, compared with a job's refresh_after
         self.due_key = f"{prefix}due"
         self._claim_due = redis.register_script(CLAIM_DUE)
-        self._admit = redis.register_script(ADMIT)
-        self._swap = redis.register_script(SWAP)
         self._begin = redis.register_script(BEGIN)
         self._take = redis.register_script(TAKE)
         self._keys: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
@@ -196,12 +194,16 @@ class Store(KeyAdmin, Schedule):
 
     async def put_job(self, record: JobRecord, *, zsets: Sequence[ZOp] = ()) -> None:
         """Store ``record``, then apply the sorted-set changes ``zsets`` (e.g. the refresh
-        schedule, ``due_key``) one by one, in order (see the module's notes)."""
+        schedule, ``due_key``) in order, in the same round trip on one server."""
         self._wrote_job(record.id)
         raw = _job_encoder.encode(record)
-        await self.redis.set(self._job(record.id), raw, ex=self.retention)
+        write = ("SET", self._job(record.id), raw, "EX", self.retention)
+        replies = await in_order(self.redis, [write, *zop_commands(zsets)])
         self._wrote_job(record.id)
-        await self.apply_zops(zsets)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        if any(isinstance(r, Exception) for r in replies):
+            await self.apply_zops(zsets)  # once more (idempotent); logged if it fails again
 
     async def open_job(
         self,
@@ -215,35 +217,39 @@ class Store(KeyAdmin, Schedule):
         its owner admits it: with ``slot`` (the owner's sorted set, limit, max age) if the
         owner has a free in-flight slot (then taken); with ``idempotency`` (the client's
         Idempotency-Key, its entry, seconds to keep it) if that key is not bound already
-        (then bound to this job). Schedule and record in one round trip, the owner's
-        admission (one script) after them; the order is the module's notes'."""
+        (then bound to this job). Schedule, record, admission (one script), in this order
+        (``gateway/store/schedule.py``): one round trip on one server."""
         raw = _job_encoder.encode(record)
-        self._wrote_job(record.id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            # In order on one server. On a cluster the two go to their nodes at once: if
-            # only the record's write lands, the create fails (503) and the record is one
-            # nobody was told of, holding no slot and no key, gone after the retention.
-            pipe.zadd(self.due_key, {record.id: due})
-            pipe.set(self._job(record.id), raw, ex=self.retention)
-            await pipe.execute()
-        self._wrote_job(record.id)
-        if slot is None and idempotency is None:
-            return Opened(True, raw=raw)
         slots, limit, age = slot if slot is not None else (None, 0, 0)
-        idem_key, entry, ttl = None, b"", 0
-        if idempotency is not None:
-            idem_key = self.idempotency_key(record.owner, idempotency[0])
-            entry, ttl = _job_encoder.encode(idempotency[1]), idempotency[2]
-        reply = await self._admit(
-            keys=[slots or idem_key, idem_key or slots],  # one stands in for a missing one
-            args=[record.id, limit, age, entry, ttl],
+        idem_key = (
+            None if idempotency is None else self.idempotency_key(record.owner, idempotency[0])
         )
-        if reply[0] == 1:
+        steps: list[tuple[Any, ...]] = [
+            ("ZADD", self.due_key, repr(due), record.id),  # first: never unscheduled
+            ("SET", self._job(record.id), raw, "EX", self.retention),
+        ]
+        if slots is not None or idempotency is not None:
+            entry, ttl = (b"", 0) if idempotency is None else (idempotency[1], idempotency[2])
+            entry = entry and _job_encoder.encode(entry)
+            keys = [slots or idem_key, idem_key or slots]  # one stands in for a missing one
+            steps.append(("EVAL", ADMIT, 2, *keys, record.id, limit, age, entry, ttl))
+        self._wrote_job(record.id)
+        replies = await in_order(self.redis, steps)
+        self._wrote_job(record.id)
+        failed = next((r for r in replies if isinstance(r, Exception)), None)
+        if failed is None and (len(replies) == 2 or replies[2][0] == 1):
             return Opened(True, raw=raw)
-        await self.delete_job(record.id)  # not admitted: the record, then its schedule
-        await self.unschedule(record.id)
-        if reply[0] == 2:
-            return Opened(False, _idem_decoder.decode(reply[1]))
+        # Not admitted (or a step failed): the record goes, then its schedule (and an
+        # admission that ran after a failed step, on one server, which runs them all).
+        undo: list[tuple[Any, ...]] = [("DEL", self._job(record.id))]
+        if failed is not None and len(replies) > 2 and replies[2] == [1]:
+            undo += [("DEL", idem_key)] if idem_key else []
+            undo += [("ZREM", slots, record.id)] if slots else []
+        await in_order(self.redis, [*undo, ("ZREM", self.due_key, record.id)])
+        if failed is not None:
+            raise failed
+        if replies[2][0] == 2:
+            return Opened(False, _idem_decoder.decode(replies[2][1]))
         return Opened(False)
 
     async def index_native(self, provider: str, native_ids: Sequence[str], job_id: str) -> None:
@@ -333,11 +339,21 @@ class Store(KeyAdmin, Schedule):
             updated = change(current)
             if updated is None:
                 return Updated(before, current)
-            reply = await self._swap(keys=[key], args=[raw, _job_encoder.encode(updated)])
+            ops = list(follow(before, updated)) if follow is not None else []
+            # A job still in flight is only due again: sent with the compare-and-set (one
+            # round trip on one server), harmless if it loses (the next try sends its own;
+            # a job final meanwhile is released by the refresher). A final job's changes
+            # wait for the record they follow.
+            early = ops if all(score is not None for _, _, score in ops) else []
+            swap = ("EVAL", SWAP, 1, key, raw, _job_encoder.encode(updated))
+            replies = await in_order(self.redis, [swap, *zop_commands(early)])
+            reply = replies[0]
+            if isinstance(reply, Exception):
+                raise reply
             if reply == 1:
                 self._wrote_job(job_id)
-                if follow is not None:
-                    await self.apply_zops(follow(before, updated))
+                if ops and (not early or any(isinstance(r, Exception) for r in replies)):
+                    await self.apply_zops(ops)
                 return Updated(before, updated)
             raw = reply  # another write came first (or the job is gone: None)
         raise RuntimeError(f"job {job_id} kept changing; update abandoned")

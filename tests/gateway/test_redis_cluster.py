@@ -141,14 +141,25 @@ async def test_every_script_is_called_with_keys_of_one_slot(
 
 
 def record(redis: RedisClient, calls: list[tuple[Any, ...]]) -> None:
-    execute = redis.execute_command
+    """Record every script call, sent alone or in a pipeline (EVALSHA and EVAL)."""
 
-    async def recording(*args: Any, **options: Any) -> Any:
-        if args and args[0] == "EVALSHA":
-            calls.append(args)
-        return await execute(*args, **options)
+    def recorder(send: Callable[..., Any]) -> Callable[..., Any]:
+        def recording(*args: Any, **options: Any) -> Any:
+            if args and args[0] in ("EVALSHA", "EVAL"):
+                calls.append(args)
+            return send(*args, **options)
 
-    redis.execute_command = recording  # type: ignore[method-assign]
+        return recording
+
+    make_pipeline = redis.pipeline
+
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = make_pipeline(*args, **kwargs)
+        pipe.execute_command = recorder(pipe.execute_command)  # type: ignore[method-assign]
+        return pipe
+
+    redis.execute_command = recorder(redis.execute_command)  # type: ignore[method-assign]
+    redis.pipeline = pipeline  # type: ignore[method-assign]
 
 
 def _bytes(key: Any) -> bytes:
