@@ -6,9 +6,8 @@ Every message is signed per https://www.standardwebhooks.com (headers ``webhook-
 receivers verify with ``standardwebhooks.Webhook(secret).verify(body, headers)`` and
 deduplicate by ``webhook-id`` (the same on every attempt).
 
-Redis keys (under the configured prefix), all with the one hash tag ``{wh}``: every
-script below touches the schedule together with messages, so on a Redis Cluster the
-whole outbox lives in one slot (messages are small and deleted once delivered)::
+Redis keys (under the configured prefix), all with one hash tag, ``{wh}``: the scripts
+touch the schedule with messages, so on a Redis Cluster the outbox is one slot::
 
     {wh}:msg:ID    hash: ``m`` (msgpack: url, secret, type, payload, created_at),
                    ``attempts``, ``last_error``, ``claim`` (token of the worker holding it)
@@ -132,8 +131,7 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 return 1
 """
 
-# KEYS: due.  ARGV: now, claimed_until, limit.  Takes up to ``limit`` due ids, each
-# pushed to ``claimed_until`` (a crashed worker's claims come back by themselves).
+# KEYS: due.  ARGV: now, claimed_until, limit.  Due ids, pushed to ``claimed_until``.
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
@@ -142,9 +140,8 @@ end
 return ids
 """
 
-# KEYS: due, then the claimed ids' msg keys.  ARGV: claim token, then the ids.  Marks each
-# message with the token; one gone meanwhile leaves the schedule. Returns a flat list:
-# id, blob, attempts, id, blob, attempts, ...
+# KEYS: due, then the ids' msg keys.  ARGV: claim token, the ids.  Marks each message with
+# the token (one gone leaves the schedule); returns id, blob, attempts, id, blob, ...
 _READ = """
 local out = {}
 for i = 2, #KEYS do

@@ -3,8 +3,10 @@ refresher looks at it again), and how a job's writes that span Redis Cluster slo
 ordered. Mixed into ``Store``, which supplies ``redis``, ``due_key`` and ``_claim_due``.
 
 A job's record, the schedule ``due`` and its owner's in-flight slots live in three slots
-of a cluster, so a create and a job's updates are several steps, ordered so that a
-process dying between two of them leaves nothing that stays wrong:
+of a cluster, so a create and a job's updates are several steps. They run in order
+through ``in_order`` (one pipelined round trip on one server, which runs a pipeline in
+order; one by one on a cluster), and that order makes a process dying between two of
+them leave nothing that stays wrong:
 
 * ``open_job``: the job goes on the schedule, then its record is written, then its owner
   admits it (slot, Idempotency-Key; one script). Died after the first step: the
@@ -14,11 +16,13 @@ process dying between two of them leaves nothing that stays wrong:
 * ``update_job`` / ``put_job``: the record is written (compare-and-set), then the
   sorted-set changes ``follow`` names, in its order: a final job frees its slot and
   then leaves the schedule, so while it is still scheduled the refresher finds it final
-  and does both (``JobCore.release``); an in-flight job is due again (it was on the
-  schedule already: only its time moves). A failed sorted-set step is logged, never
-  undoes the record: the schedule repairs it.
+  and does both (``JobCore.release``). A job still in flight is only due again: that
+  change goes with the compare-and-set, harmless if the write loses (the job was on the
+  schedule already; one final meanwhile is released by the refresher). A failed
+  sorted-set step is logged and never undoes the record: the schedule repairs it.
 * ``begin_refresh``: the lease and a fresh read (one script, the job's slot), then the
-  provider's budget (its own slot), only when the lease was taken.
+  provider's budget (its own slot), only when the lease was taken: a process that dies
+  in between leaves a lease that expires and nothing spent.
 """
 
 from __future__ import annotations

@@ -42,13 +42,13 @@ for ``refresh_after``): the real clocks unless a test passes its own.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
 
+from gateway.store.indexes import IdempotencyEntry, Indexes, idem_decoder
 from gateway.store.keys import KeyAdmin, KeyRecord, hash_key, key_decoder
 from gateway.store.limits import TAKE, Bucket, Grant
 from gateway.store.redis_pool import RedisClient, in_order
@@ -58,13 +58,6 @@ from providers.base import JobError, Output, is_final
 
 CACHE_SECONDS = 1.0  # how long a key record or a final job record may be answered from memory
 CACHE_ENTRIES = 4096  # per cache; the oldest entry goes first
-
-
-class IdempotencyEntry(msgspec.Struct, array_like=True):
-    """What one ``Idempotency-Key`` stands for: the request's fingerprint and its job."""
-
-    fingerprint: str
-    job_id: str
 
 
 class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=True):
@@ -106,7 +99,6 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
 
 _job_encoder = msgspec.msgpack.Encoder()
 _job_decoder = msgspec.msgpack.Decoder(JobRecord)
-_idem_decoder = msgspec.msgpack.Decoder(IdempotencyEntry)
 
 
 def decode_job(raw: bytes) -> JobRecord:
@@ -147,7 +139,7 @@ def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, va
     cache[name] = (expires, value)
 
 
-class Store(KeyAdmin, Schedule):
+class Store(KeyAdmin, Schedule, Indexes):
     def __init__(
         self,
         redis: RedisClient,
@@ -249,24 +241,8 @@ class Store(KeyAdmin, Schedule):
         if failed is not None:
             raise failed
         if replies[2][0] == 2:
-            return Opened(False, _idem_decoder.decode(replies[2][1]))
+            return Opened(False, idem_decoder.decode(replies[2][1]))
         return Opened(False)
-
-    async def index_native(self, provider: str, native_ids: Sequence[str], job_id: str) -> None:
-        """Remember which job each native id belongs to, for the job's retention."""
-        if native_ids:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for native_id in native_ids:
-                    pipe.set(self._native(provider, native_id), job_id, ex=self.retention)
-                await pipe.execute()
-
-    async def job_for_native(self, provider: str, native_id: str) -> str | None:
-        """The job id a provider's native id belongs to, if indexed."""
-        raw = await self.redis.get(self._native(provider, native_id))
-        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
-
-    def _native(self, provider: str, native_id: str) -> str:
-        return f"{self.prefix}native:{provider}:{native_id}"
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.get(self._job(job_id))
@@ -340,10 +316,8 @@ class Store(KeyAdmin, Schedule):
             if updated is None:
                 return Updated(before, current)
             ops = list(follow(before, updated)) if follow is not None else []
-            # A job still in flight is only due again: sent with the compare-and-set (one
-            # round trip on one server), harmless if it loses (the next try sends its own;
-            # a job final meanwhile is released by the refresher). A final job's changes
-            # wait for the record they follow.
+            # Only due again (in flight): with the compare-and-set; a final job's release
+            # waits for its record (``gateway/store/schedule.py``).
             early = ops if all(score is not None for _, _, score in ops) else []
             swap = ("EVAL", SWAP, 1, key, raw, _job_encoder.encode(updated))
             replies = await in_order(self.redis, [swap, *zop_commands(early)])
@@ -364,8 +338,7 @@ class Store(KeyAdmin, Schedule):
         """Before an upstream refresh: take the job's lease (one holder per
         ``lease_seconds`` across processes) and read the job (one script, the job's
         slot), then spend ``bucket``'s tokens (the provider's slot), each step only when
-        the one before succeeded. A process that dies in between leaves a lease that
-        expires by itself, and nothing spent."""
+        the one before succeeded."""
         reply = await self._begin(
             keys=[self.lease_key(job_id), self._job(job_id)],
             args=[max(1, int(lease_seconds * 1000))],
@@ -384,20 +357,6 @@ class Store(KeyAdmin, Schedule):
         self._wrote_job(job_id)
         await self.redis.delete(self._job(job_id))
         self._wrote_job(job_id)
-
-    # ---------------------------------------------------------------- idempotency
-
-    def idempotency_key(self, owner: str, idem_key: str) -> str:
-        """An Idempotency-Key's entry: the owner's tag, as its in-flight slots have."""
-        digest = hashlib.sha256(idem_key.encode()).hexdigest()[:32]
-        return f"{self.prefix}idem:{{{owner}}}:{digest}"
-
-    async def get_idempotency(self, owner: str, idem_key: str) -> IdempotencyEntry | None:
-        raw = await self.redis.get(self.idempotency_key(owner, idem_key))
-        return None if raw is None else _idem_decoder.decode(raw)
-
-    async def release_idempotency(self, owner: str, idem_key: str) -> None:
-        await self.redis.delete(self.idempotency_key(owner, idem_key))
 
     async def lookup_key(self, raw_key: str) -> KeyRecord | None:
         """The record of a raw client key (revoked ones included), None when unknown. A
