@@ -68,8 +68,13 @@ KEYS = ("sk-soak-client-0001", "sk-soak-client-0002")
 MODELS = {
     "musicgpt": ("musicgpt/v7", "musicgpt/v6", "musicgpt/v7-pro"),
     "tempolor": ("tempolor/v4.8", "tempolor/v3.5", "tempolor/i3.5"),
+    "suno": ("suno/v4.5", "suno/v5", "suno/v4.5plus"),
 }
-TIMING = {"musicgpt": {"queue": 0.5, "run": 1.5}, "tempolor": {"queue": 0.3, "run": 1.5}}
+TIMING = {
+    "musicgpt": {"queue": 0.5, "run": 1.5},
+    "tempolor": {"queue": 0.3, "run": 1.5},
+    "suno": {"queue": 0.3, "run": 1.5},
+}
 FINAL = ("completed", "failed")
 
 

@@ -33,6 +33,7 @@ that may have is never sent again::
      ├── UpstreamRateLimited           429 upstream_rate_limited   native 429 (+ retry_after)
      ├── UpstreamNotFound              502 upstream_not_found      native 404 on a status call
      ├── UpstreamError                 502 upstream_error          5xx, malformed JSON, reset
+     │    └── UpstreamUnavailable      503 upstream_unavailable    provider down for maintenance
      └── UpstreamTimeout               504 upstream_timeout        connect/read timeout
 
     RequestRejected                    400 (code chosen by the provider) for input the
@@ -90,6 +91,9 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     kind: Kind
     supports: frozenset[str]  # subset of NORMALIZED_PARAMS
     description: str = ""
+    # The formats the provider gives itself; any other ``format`` is asked as mp3 and
+    # converted by the gateway from its stored copy.
+    formats: frozenset[str] = frozenset({"mp3", "wav"})
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,21 @@ class Catalog:
 
     ``account_callbacks``: the provider calls one account-level URL rather than the
     per-job one the gateway gives it; the gateway then keeps a native-id → job index to
-    route those callbacks (``Callbacks.callback_for_native``)."""
+    route those callbacks (``Callbacks.callback_for_native``).
+
+    ``ignored_options``: native block fields accepted (a client of another gateway sends
+    them) that this provider cannot use; the gateway reports them in ``warnings``.
+
+    ``without_callbacks``: what happens to a provider that calls back when the gateway
+    gives it no callback URL (``GATEWAY_PUBLIC_URL`` unset), in a sentence ``/ready``
+    shows operators; None: polling alone follows its jobs, nothing more to say.
+
+    ``create_timeout``: seconds an asynchronous provider's ``start`` may take at most, end
+    to end (set from the provider's read timeout: the longest it waits for an answer).
+    The gateway gives up a create still running then (its outcome unknown: never sent
+    again), so a job whose create is still marked under way well past it (the gateway
+    adds a margin) belongs to a process that died: it is settled at once rather than
+    left waiting."""
 
     models: tuple[ModelSpec, ...]
     native_block: str
@@ -112,6 +130,9 @@ class Catalog:
     synchronous: bool = False
     concurrency: int | None = None
     account_callbacks: bool = False
+    ignored_options: frozenset[str] = frozenset()
+    without_callbacks: str | None = None
+    create_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -281,6 +302,8 @@ class ProviderError(Exception):
         native_status: int | str | None = None,
         retry_after: float | None = None,
         sent: bool = True,
+        reason: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -288,6 +311,8 @@ class ProviderError(Exception):
         self.native_status = native_status  # upstream HTTP status or native status word
         self.retry_after = retry_after  # seconds, for rate limits
         self.sent = sent  # False only when the request provably never left (connect error)
+        self.reason = reason  # a finer cause in AI Stats' words (the error's ``reason``)
+        self.param = param  # the request field the provider named, when it did
 
 
 class UpstreamRejected(ProviderError):
@@ -320,6 +345,14 @@ class UpstreamError(ProviderError):
     http_status = 502
 
 
+class UpstreamUnavailable(UpstreamError):
+    """The provider says it is down for maintenance: transient, like a 5xx, but the
+    client is told 503 (try again later) rather than 502."""
+
+    code = "upstream_unavailable"
+    http_status = 503
+
+
 class UpstreamTimeout(ProviderError):
     code = "upstream_timeout"
     http_status = 504
@@ -347,11 +380,14 @@ def error_for_status(
 class RequestRejected(Exception):
     """Input a provider's model cannot honour; becomes a 400 with ``code`` and ``param``."""
 
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, param: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.param = param
+        self.reason = reason  # a finer cause in AI Stats' words, e.g. a validation rule
 
 
 # -------------------------------------------------------------------------- protocol

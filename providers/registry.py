@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from providers import elevenlabs, musicgpt, tempolor
+from providers import elevenlabs, musicgpt, suno, tempolor
 from providers.base import Credential, ModelSpec, Provider
 from providers.kit.simulation import SimulatorSpec
 
@@ -43,6 +43,7 @@ def _register(module: object, provider: type) -> Registration:
 REGISTRY: dict[str, Registration] = {
     "musicgpt": _register(musicgpt, musicgpt.MusicGPTProvider),
     "tempolor": _register(tempolor, tempolor.TemPolorProvider),
+    "suno": _register(suno, suno.SunoProvider),
     "elevenlabs": _register(elevenlabs, elevenlabs.ElevenLabsProvider),
 }
 

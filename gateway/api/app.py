@@ -44,6 +44,7 @@ from gateway.api.openapi import openapi_config, schema_plugins
 from gateway.api.schemas import build_request_type
 from gateway.infra.log import RequestContextMiddleware, configure_logging
 from gateway.infra.metrics import Metrics
+from gateway.infra.pinning import PinnedTransport
 from gateway.infra.settings import Settings, get_settings
 from gateway.jobs.admission import Admission
 from gateway.jobs.providers import credential_names, load_providers
@@ -94,11 +95,19 @@ class GatewayPlugin(InitPluginProtocol):
         )
         store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
         app.state.store = store
+        # Outbound fetches of URLs we were given connect only to the addresses the SSRF
+        # guard approved for that request (pinned: no second DNS answer is ever used).
         webhook_http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False
+            transport=PinnedTransport(),
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            follow_redirects=False,
+            trust_env=False,
         )
         artefact_http = httpx.AsyncClient(  # put_url follows redirects itself, checked
-            timeout=httpx.Timeout(60.0, connect=5.0), follow_redirects=False
+            transport=PinnedTransport(),
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            follow_redirects=False,
+            trust_env=False,
         )
         signer = (
             UrlSigner(s.artefact_secret)

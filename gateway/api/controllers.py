@@ -45,6 +45,7 @@ from gateway.infra.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.infra.metrics import Metrics
 from gateway.jobs.service import JobService
 from gateway.store.keys import KeyRecord
+from providers.base import Provider
 
 _SECURITY = [{"BearerAuth": []}]
 _PUBLIC = {"exclude_from_auth": True}
@@ -102,13 +103,39 @@ def _prefer(request: Request[Any, Any, Any]) -> list[str]:
     return [v.decode("latin-1") for n, v in request.scope["headers"] if n == b"prefer"]
 
 
-def music_handlers(request_type: type) -> list[Any]:
-    """The two music routes for a create-request type built from the providers."""
+#: The music routes: ours, and AI Stats' aliases (its SDK's ``generateMusicAlias`` and
+#: ``getMusicGenerationAlias``), which behave exactly the same.
+MUSIC_ROUTES = {
+    "/v1/music/generate": (
+        "createMusicGeneration",
+        "getMusicGeneration",
+        "streamMusicGenerationEvents",
+    ),
+    "/v1/music/generations": (
+        "generateMusicAlias",
+        "getMusicGenerationAlias",
+        "streamMusicGenerationEventsAlias",
+    ),
+}
 
+
+def music_handlers(request_type: type) -> list[Any]:
+    """The music routes, for a create-request type built from the providers."""
+    handlers: list[Any] = []
+    for path, (create_id, get_id, events_id) in MUSIC_ROUTES.items():
+        alias = "" if path == "/v1/music/generate" else " (alias of /v1/music/generate)"
+        handlers += _music_handlers(request_type, path, create_id, get_id, alias)
+        handlers.append(_events_handler(path, events_id, alias))
+    return handlers
+
+
+def _music_handlers(
+    request_type: type, path: str, create_id: str, get_id: str, alias: str
+) -> list[Any]:
     @post(
-        "/v1/music/generate",
-        operation_id="createMusicGeneration",
-        summary="Start a music generation job",
+        path,
+        operation_id=create_id,
+        summary="Start a music generation job" + alias,
         tags=["Music"],
         security=_SECURITY,
         status_code=200,
@@ -145,12 +172,13 @@ def music_handlers(request_type: type) -> list[Any]:
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         if applied:
             headers["Preference-Applied"] = applied
-        return JSONBytes(await jobs.render(record, base), headers=headers or None)
+        body = await jobs.render(record, base, debug=True)
+        return JSONBytes(body, headers=headers or None)
 
     @get(
-        "/v1/music/generate/{music_id:str}",
-        operation_id="getMusicGeneration",
-        summary="Get a music generation job",
+        path + "/{music_id:str}",
+        operation_id=get_id,
+        summary="Get a music generation job" + alias,
         tags=["Music"],
         security=_SECURITY,
         responses=error_responses_doc(),
@@ -171,28 +199,32 @@ def music_handlers(request_type: type) -> list[Any]:
         base = _base_url(request) if jobs.stores_outputs(record) else None
         return JSONBytes(await jobs.render(record, base), headers=headers)
 
-    return [create_music, get_music, music_events]
+    return [create_music, get_music]
 
 
-@get(
-    "/v1/music/generate/{music_id:str}/events",
-    operation_id="streamMusicGenerationEvents",
-    summary="Stream a job's status changes (server-sent events)",
-    tags=["Music"],
-    security=_SECURITY,
-    media_type="text/event-stream",
-    responses={
-        200: ResponseSpec(
-            data_container=JobEvent,
-            media_type="text/event-stream",
-            description="Server-sent events: `event: status`, `id: {music_id}.{status}`, "
-            "`data:` the job object (MusicJob) as JSON, one per status change; the stream "
-            "ends after the final one.",
-            generate_examples=False,
-        ),
-        **error_responses_doc(),
-    },
-)
+def _events_handler(path: str, operation_id: str, alias: str) -> Any:
+    return get(
+        path + "/{music_id:str}/events",
+        operation_id=operation_id,
+        summary="Stream a job's status changes (server-sent events)" + alias,
+        tags=["Music"],
+        security=_SECURITY,
+        media_type="text/event-stream",
+        responses={
+            200: ResponseSpec(
+                data_container=JobEvent,
+                media_type="text/event-stream",
+                description="Server-sent events: `event: status`, `id: {music_id}.{status}`, "
+                "`data:` the job object (MusicJob) as JSON, one per status change; the stream "
+                "ends after the final one.",
+                generate_examples=False,
+            ),
+            **error_responses_doc(),
+        },
+        name=operation_id,
+    )(music_events)
+
+
 async def music_events(
     music_id: MusicId,
     request: Request[KeyRecord, str, State],
@@ -320,9 +352,10 @@ async def health() -> Health:
     responses={503: error_spec("Not ready (Redis unreachable).", Readiness), **INTERNAL_ERROR_DOC},
 )
 async def ready(jobs: Jobs) -> Response[Readiness]:
-    """Ready when Redis answers. Lists which providers have credentials and each
-    provider's circuit: ``open`` while creates fail fast after repeated upstream failures,
-    ``half_open`` while one trial call decides whether it closes again."""
+    """Ready when Redis answers. Lists which providers have credentials, each
+    provider's circuit (``open`` while creates fail fast after repeated upstream failures,
+    ``half_open`` while one trial call decides whether it closes again) and, for one that
+    calls back, whether it can (``GATEWAY_PUBLIC_URL``) and what happens when it cannot."""
     try:
         redis_ok = bool(await jobs.store.redis.ping())
     except Exception:  # noqa: BLE001 - any failure means not ready
@@ -330,12 +363,26 @@ async def ready(jobs: Jobs) -> Response[Readiness]:
     body = Readiness(
         status="ready" if redis_ok else "not_ready",
         redis=redis_ok,
-        providers={
-            n: ProviderReadiness(configured=p.configured, circuit=jobs.breakers[n].state)
-            for n, p in jobs.providers.items()
-        },
+        providers={n: _readiness(jobs, n, p) for n, p in jobs.providers.items()},
     )
     return Response(body, status_code=200 if redis_ok else 503)
+
+
+def _readiness(jobs: JobService, name: str, provider: Provider) -> ProviderReadiness:
+    """A provider's readiness; for one that calls back, whether it can (the gateway's
+    public URL) and, when it cannot, what the provider declares happens then."""
+    callbacks = bool(jobs.settings.public_url) if name in jobs.core.calls_back else None
+    note = None
+    if callbacks is False:
+        note = provider.catalog.without_callbacks or (
+            "GATEWAY_PUBLIC_URL is unset: no provider callbacks; jobs are followed by polling only."
+        )
+    return ProviderReadiness(
+        configured=provider.configured,
+        circuit=jobs.breakers[name].state,
+        callbacks=callbacks,
+        note=note,
+    )
 
 
 @get(

@@ -61,6 +61,7 @@ def error_response(
     param: str | None = None,
     details: list[str] | None = None,
     headers: dict[str, str] | None = None,
+    reason: str | None = None,
 ) -> Response[bytes]:
     body = ErrorResponse(
         error=code,
@@ -68,6 +69,7 @@ def error_response(
         status_code=status_code,
         request_id=current_request_id(),
         param=param,
+        reason=reason,
         details=details,
     )
     return Response(
@@ -161,6 +163,7 @@ def _gateway_error(_: Request, exc: GatewayError) -> Response[bytes]:
         param=exc.param,
         details=exc.details,
         headers=exc.headers,
+        reason=exc.reason,
     )
 
 
@@ -169,7 +172,7 @@ def _unsafe_url(_: Request, exc: UnsafeURL) -> Response[bytes]:
 
 
 def _rejected(_: Request, exc: RequestRejected) -> Response[bytes]:
-    return error_response(400, exc.code, exc.message, param=exc.param)
+    return error_response(400, exc.code, exc.message, param=exc.param, reason=exc.reason)
 
 
 def _provider_error(_: Request, exc: ProviderError) -> Response[bytes]:
@@ -179,7 +182,14 @@ def _provider_error(_: Request, exc: ProviderError) -> Response[bytes]:
     elif exc.http_status == 429:
         headers["Retry-After"] = "10"
     prefix = f"{exc.provider}: " if exc.provider else ""
-    return error_response(exc.http_status, exc.code, prefix + exc.message, headers=headers)
+    return error_response(
+        exc.http_status,
+        exc.code,
+        prefix + exc.message,
+        headers=headers,
+        reason=exc.reason,
+        param=exc.param,
+    )
 
 
 RAW_BODY = "gateway.raw_body"  # the request state key ``KeepRawBody`` fills

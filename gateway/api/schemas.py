@@ -13,7 +13,18 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from gateway.jobs.public import JobErrorInfo, MusicJob, OutputItem, Status, Usage
+from gateway.jobs.public import (
+    DebugInfo,
+    JobErrorInfo,
+    JobWarning,
+    MusicJob,
+    OutputItem,
+    Status,
+    UpstreamRequest,
+    UpstreamResponse,
+    Usage,
+)
+from gateway.jobs.routing import DebugOptions, ProviderRouting
 from providers.base import Provider
 
 # Length limits on every inbound string (hostile input).
@@ -109,14 +120,26 @@ BASE_REQUEST_FIELDS: list[tuple[str, Any, Any]] = [
             msgspec.Meta(
                 ge=1,
                 le=600,
-                description="Seconds of audio. No current model honours it: such a request is "
-                "a 400 unsupported_parameter (see supported_parameters in GET /v1/models).",
+                description="Seconds of audio, for the models that honour it (see"
+                " supported_parameters in GET /v1/models); for the others it is listed in"
+                " the answer's warnings (parameter_ignored).",
             ),
         ]
         | None,
         None,
     ),
-    ("format", Literal["mp3", "wav", "ogg", "aac"] | None, None),
+    (
+        "format",
+        Annotated[
+            Literal["mp3", "wav", "ogg", "aac"],
+            msgspec.Meta(
+                description="Audio format of the outputs (default mp3). What a provider"
+                " does not give is converted from the gateway's stored copy."
+            ),
+        ]
+        | None,
+        None,
+    ),
     (
         "webhook_url",
         Annotated[
@@ -135,6 +158,61 @@ BASE_REQUEST_FIELDS: list[tuple[str, Any, Any]] = [
         None,
     ),
     ("metadata", Metadata | None, None),
+    (
+        "provider",
+        Annotated[
+            ProviderRouting,
+            msgspec.Meta(
+                description="AI Stats' routing options: only, ignore, order and"
+                " allow_fallbacks pick among the providers serving the model;"
+                " require_parameters turns fields the model cannot use into a 400. The"
+                " other options are accepted and listed in warnings."
+            ),
+        ]
+        | None,
+        None,
+    ),
+    (
+        "routing",
+        Annotated[ProviderRouting, msgspec.Meta(description="The same as provider (not both).")]
+        | None,
+        None,
+    ),
+    (
+        "debug",
+        Annotated[
+            DebugOptions,
+            msgspec.Meta(
+                description="return_upstream_request / return_upstream_response: the"
+                " create's answer carries debug.upstream_request / upstream_response,"
+                " secrets redacted."
+            ),
+        ]
+        | None,
+        None,
+    ),
+    (
+        "echo_upstream_request",
+        Annotated[
+            bool,
+            msgspec.Meta(description="As debug.return_upstream_request."),
+        ]
+        | None,
+        None,
+    ),
+    (
+        "beta",
+        Annotated[
+            dict[Annotated[str, msgspec.Meta(max_length=MAX_METADATA_KEY)], Any],
+            msgspec.Meta(
+                max_length=MAX_METADATA_ITEMS,
+                description="AI Stats' beta switches: accepted; none exists here, so each"
+                " one set is listed in warnings.",
+            ),
+        ]
+        | None,
+        None,
+    ),
 ]
 
 
@@ -179,6 +257,7 @@ class ErrorResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     status_code: int
     request_id: str
     param: str | None = None
+    reason: str | None = None
     details: list[str] | None = None
 
 
@@ -189,6 +268,18 @@ class Health(msgspec.Struct, kw_only=True):
 class ProviderReadiness(msgspec.Struct, kw_only=True):
     configured: bool
     circuit: Literal["closed", "open", "half_open"] = "closed"
+    callbacks: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="Whether the provider calls the gateway back: null when it never"
+            " does; false when it could but GATEWAY_PUBLIC_URL is unset (its jobs are then"
+            " followed by polling only)."
+        ),
+    ] = None
+    note: Annotated[
+        str | None,
+        msgspec.Meta(description="What that means for this provider, when it says more."),
+    ] = None
 
 
 class Readiness(msgspec.Struct, kw_only=True):
@@ -220,6 +311,10 @@ RESPONSE_TYPES: tuple[type[msgspec.Struct], ...] = (
     OutputItem,
     Usage,
     JobErrorInfo,
+    JobWarning,
+    DebugInfo,
+    UpstreamRequest,
+    UpstreamResponse,
     ModelInfo,
     ModelList,
     Health,

@@ -38,9 +38,11 @@ class GatewayError(Exception):
         status_code: int | None = None,
         details: list[str] | None = None,
         headers: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason  # AI Stats' finer cause (``reason``), where there is one
         self.code = code or self.code
         self.param = param
         self.status_code = status_code or self.status_code

@@ -206,9 +206,12 @@ class Settings:
     once. 0 turns the limit off. A key's own limit overrides it."""
 
     unknown_outcome_seconds: float = 900.0
-    """[GATEWAY_UNKNOWN_OUTCOME_SECONDS] A create whose upstream answer was lost (timeout
-    after sending) waits this long for the provider's callback, then fails with
-    ``upstream_outcome_unknown``. Never re-sent."""
+    """[GATEWAY_UNKNOWN_OUTCOME_SECONDS] A job whose create answer was lost (timeout after
+    sending, or the process sending it died) waits this long from its creation for the
+    provider's callback, then fails with ``upstream_outcome_unknown``; never before its
+    create's deadline (the provider's ``create_timeout``, plus a margin) has passed, so a
+    create still under way is never failed for it. A synchronous job not final this long
+    after its last attempt began fails the same way. Never re-sent."""
 
     poll_retries: int = 2
     """[GATEWAY_POLL_RETRIES] Extra attempts for a status poll that failed transiently
@@ -295,6 +298,12 @@ class Settings:
     7 days, TemPolor's after minutes). Until the copy is done the provider's URLs are
     served. Synchronous providers' audio is always stored."""
 
+    require_parameters: bool = False
+    """[GATEWAY_REQUIRE_PARAMETERS] A request field the chosen model cannot use is a 400
+    ``unsupported_parameter`` naming it, for every request (a request's own
+    ``provider.require_parameters`` overrides it either way). Default: the job runs and its
+    answer lists the field in ``warnings`` (``parameter_ignored``)."""
+
     log_level: str = "info"
     """[GATEWAY_LOG_LEVEL] debug | info | warning | error."""
 
@@ -352,6 +361,7 @@ class Settings:
             artefact_secret=env.get("GATEWAY_ARTEFACT_SECRET") or None,
             artefact_mirror=_bool(env, "GATEWAY_ARTEFACT_MIRROR"),
             artefact_url_ttl=url_ttl,
+            require_parameters=_bool(env, "GATEWAY_REQUIRE_PARAMETERS"),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "info").lower(),
             log_format=log_format,
             env=MappingProxyType(env),

@@ -9,62 +9,61 @@ The record is written before the upstream create and completed after it. A faile
 is stored failed and replayed as such for its ``Idempotency-Key``. A create whose answer
 was lost is never re-sent: it waits for the provider's callback (reconciliation) and
 fails with ``upstream_outcome_unknown`` after ``GATEWAY_UNKNOWN_OUTCOME_SECONDS``.
+
+A create has a deadline: the provider's ``create_timeout`` after it began, stored with the
+record (``submit_until``) and enforced by ``send_create`` (``gateway/jobs/sending.py``: a
+create still running then is an upstream timeout, its outcome unknown). A replay of its
+``Idempotency-Key`` answers 409 ``request_in_progress`` only while the create's process
+may still be alive; once the deadline and a margin have passed, that process is gone and
+the replay settles the job by the rules of ``gateway/jobs/lost.py`` and answers it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
 import time
 from typing import Any
 
 import msgspec
-import stamina
 import structlog
 
 from gateway.infra.errors import (
     Conflict,
     GatewayError,
-    InvalidRequest,
     ServiceUnavailable,
     TooManyRequests,
 )
 from gateway.infra.log import bind
-from gateway.infra.resilience import CircuitBreaker, backoff, is_transient
+from gateway.infra.resilience import CircuitBreaker
+from gateway.jobs import lost
 from gateway.jobs.core import JobCore
 from gateway.jobs.generate import Generations
+from gateway.jobs.policy import Plan, make_plan
 from gateway.jobs.records import (
     UNKNOWN_OUTCOME,
     fingerprint,
     merge_snapshot,
-    native_format,
     new_job_id,
     outcome_unknown,
 )
-from gateway.jobs.requests import dump_request
+from gateway.jobs.requests import debug_info, dump_request
+from gateway.jobs.sending import as_pending, send_create
 from gateway.notify.ssrf import check_webhook_url
 from gateway.store.keys import KeyRecord
 from gateway.store.limits import SLOT_MAX_AGE
 from gateway.store.store import IdempotencyEntry, JobRecord
+from providers import diagnostics
 from providers.base import (
-    NORMALIZED_PARAMS,
     Callback,
-    Finished,
     JobError,
-    ModelSpec,
-    Pending,
     Provider,
     ProviderError,
-    Snapshot,
     SubmitRequest,
     UpstreamRateLimited,
 )
 
 log = structlog.get_logger("gateway.jobs.service")
-
-CREATE_RETRIES = 2  # extra attempts for a create that provably never left (connect failure)
-SUBMIT_GRACE = 120.0  # seconds a replay waits for a create under way (then: as stored)
 
 
 class Creates:
@@ -83,59 +82,15 @@ class Creates:
 
     # ---------------------------------------------------------------- validation
 
-    def resolve(self, req: Any) -> tuple[ModelSpec, Provider, SubmitRequest]:
-        """Route by model and check every parameter against what the model honours."""
-        spec = self.catalog.get(req.model)
-        if spec is None:
-            valid = ", ".join(self.catalog)
-            raise InvalidRequest(
-                f"Unknown model {req.model!r}. Valid models: {valid}.",
-                code="unknown_model",
-                param="model",
-                details=list(self.catalog),
-            )
-        provider = self.providers[spec.provider]
-        for name in NORMALIZED_PARAMS:
-            if getattr(req, name) is not None and name not in spec.supports:
-                raise InvalidRequest(
-                    f"Model {spec.id} does not support {name!r}. It supports: "
-                    f"{', '.join(sorted(spec.supports))}.",
-                    code="unsupported_parameter",
-                    param=name,
-                )
-        block = provider.catalog.native_block
-        for other in self.providers.values():
-            name = other.catalog.native_block
-            if name != block and getattr(req, name, None) is not None:
-                raise InvalidRequest(
-                    f"The {name!r} block applies to {other.name}/* models only; "
-                    f"model {spec.id} is served by {spec.provider}.",
-                    code="unsupported_parameter",
-                    param=name,
-                )
-        submit = SubmitRequest(
-            model=spec,
-            prompt=req.prompt,
-            lyrics=req.lyrics,
-            instrumental=req.instrumental,
-            title=req.title,
-            style=req.style,
-            duration=req.duration,
-            format=native_format(req.format or "mp3"),
-            options=getattr(req, block, None),
+    def resolve(self, req: Any) -> Plan:
+        """Route by model and apply the parameter policy (``policy.py``)."""
+        return make_plan(
+            req,
+            self.catalog,
+            self.providers,
+            require=self.settings.require_parameters,
+            converts=self.generations is not None and self.generations.converts,
         )
-        if (req.format or "mp3") != submit.format and not (
-            provider.catalog.synchronous or self.settings.artefact_mirror
-        ):  # converted only when the gateway stores a copy of the audio
-            raise InvalidRequest(
-                f"Model {spec.id} gives mp3 or wav; format {req.format!r} is converted from"
-                " a stored copy, which this gateway makes for this model only with"
-                " GATEWAY_ARTEFACT_MIRROR=true.",
-                code="unsupported_parameter",
-                param="format",
-            )
-        provider.check(submit)
-        return spec, provider, submit
 
     # -------------------------------------------------------------------- create
 
@@ -148,7 +103,8 @@ class Creates:
     ) -> tuple[JobRecord, bool]:
         """Start a job. Returns (record, replayed): ``replayed`` when the
         ``Idempotency-Key`` was seen before with the same body (no upstream call)."""
-        spec, provider, submit = self.resolve(req)
+        plan = self.resolve(req)
+        spec, provider, submit = plan.spec, plan.provider, plan.submit
         bind(model=spec.id, provider=spec.provider)
         if not provider.configured:
             raise ServiceUnavailable(
@@ -188,24 +144,30 @@ class Creates:
             status="queued",
             created_at=now,
             updated_at=now,
-            format=req.format or "mp3",  # what the client asked (the sink converts to it)
+            format=plan.format,  # what the client gets (the sink converts to it)
             metadata=req.metadata,
             webhook_url=req.webhook_url,
             callback_token=token,
             refreshed_at=now,
             submitting=not provider.catalog.synchronous,
-            request=dump_request(submit) if provider.catalog.synchronous else None,
+            request=dump_request(submit, plan.diagnostics)
+            if provider.catalog.synchronous
+            else None,
             origin=origin,
+            notices=plan.notices,
         )
+        if record.submitting:  # the create's deadline; a replay after it settles the job
+            record.submit_until = now + provider.catalog.create_timeout
+            record.reconcilable = submit.callback is not None
         # The record exists before the upstream call: no job is ever lost in between. One
         # round trip, all or nothing: the record, its place on the refresh schedule (so
-        # that even if this process dies mid-create, the background refresher fails the
-        # job after the bound instead of leaving it queued forever), the owner's in-flight
-        # slot and the Idempotency-Key.
+        # that even if this process dies mid-create, the background refresher settles the
+        # job once the create's deadline has passed instead of leaving it queued forever),
+        # the owner's in-flight slot and the Idempotency-Key.
         try:
             opened = await self.store.open_job(
                 record,
-                due=now + self.settings.unknown_outcome_seconds,
+                due=lost.expiry(record, self.settings.unknown_outcome_seconds),
                 slot=(self.limits.slot_key(owner), limit, SLOT_MAX_AGE) if limit > 0 else None,
                 idempotency=None
                 if idempotency_key is None
@@ -232,8 +194,17 @@ class Creates:
         if provider.catalog.synchronous:  # the generation worker runs it, off the request
             breaker.release_trial()
             return await self._enqueue(record), False
-        done = await self._submit(record, opened.raw, provider, submit, breaker, idempotency_key)
-        return done, False
+        if not plan.diagnostics.wanted:
+            done = await self._submit(
+                record, opened.raw, provider, submit, breaker, idempotency_key
+            )
+            return done, False
+        with diagnostics.capture() as exchanges:  # what the client asked to see
+            done = await self._submit(
+                record, opened.raw, provider, submit, breaker, idempotency_key
+            )
+        debug = debug_info(exchanges, plan.diagnostics, token)
+        return msgspec.structs.replace(done, debug=debug), False  # this answer only
 
     async def _enqueue(self, record: JobRecord) -> JobRecord:
         """Hand a synchronous job to the generation worker. If the queue cannot take it,
@@ -272,10 +243,12 @@ class Creates:
         compare-and-set against ``raw``, the bytes ``open_job`` stored (no read; a
         callback that came first makes it retry on the current bytes)."""
         began = time.perf_counter()
+        deadline = record.submit_until or time.time() + provider.catalog.create_timeout
         try:
-            pending = await as_pending(
-                await self._start(record.provider, provider, submit, breaker)
+            started = await send_create(
+                self.metrics, record.provider, provider, submit, breaker, deadline
             )
+            pending = await as_pending(started)
         except ProviderError as exc:
             can_reconcile = submit.callback is not None
             return await self._create_failed(record, raw, exc, can_reconcile, idempotency_key)
@@ -285,7 +258,7 @@ class Creates:
         def apply(current: JobRecord) -> JobRecord:
             current.native_id = pending.native_id or None
             current.native_ids = pending.native_ids
-            current.submitting = False
+            lost.settled(current)
             return merge_snapshot(current, pending.snapshot, time.time())
 
         done = await self.store.update_job(record.id, apply, follow=self.core.follow(), raw=raw)
@@ -294,47 +267,6 @@ class Creates:
             await self.store.index_native(record.provider, pending.native_ids, record.id)
         await self.core.changed(done.before, done.record)
         return done.record
-
-    async def _start(
-        self, name: str, provider: Provider, submit: SubmitRequest, breaker: CircuitBreaker
-    ) -> Pending | Finished:
-        """The upstream create. It is tried again (``CREATE_RETRIES`` times, full-jitter
-        backoff, through stamina) only when it provably never left (a connect failure)
-        and the breaker allows: a create that may have reached the provider is never sent
-        twice. The first attempt goes straight out (stamina's machinery costs ~0.2 ms)."""
-        try:
-            return await self._once(name, provider, submit, breaker)
-        except ProviderError as exc:
-            if exc.sent or not is_transient(exc) or not breaker.allow():
-                raise
-        await asyncio.sleep(backoff(0, base=0.2))
-        tries = 1
-
-        def again(exc: Exception) -> bool | float:
-            if not isinstance(exc, ProviderError) or exc.sent or not is_transient(exc):
-                return False
-            if tries > CREATE_RETRIES or not breaker.allow():
-                return False
-            return backoff(tries - 1, base=0.2)
-
-        retrying = stamina.retry_context(on=again, attempts=CREATE_RETRIES, timeout=None)
-        async for attempt in retrying:
-            with attempt:
-                tries = attempt.num + 1
-                return await self._once(name, provider, submit, breaker)
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    async def _once(
-        self, name: str, provider: Provider, submit: SubmitRequest, breaker: CircuitBreaker
-    ) -> Pending | Finished:
-        try:
-            with self.metrics.upstream(name, "submit"):
-                started = await provider.start(submit)
-        except ProviderError as exc:
-            breaker.record(exc)
-            raise
-        breaker.record(None)
-        return started
 
     async def _create_failed(
         self,
@@ -359,7 +291,7 @@ class Creates:
                 reconcile=can_reconcile,
             )
             if can_reconcile:  # wait for the callback, bounded by unknown_outcome_seconds
-                # (its expiry is on the refresh schedule since open_job)
+                # (on the refresh schedule since open_job, which refresh_due moves on to it)
                 waiting = await self.store.update_job(record.id, _submitted, raw=raw)
                 return waiting.record if waiting is not None else record
             code, status = UNKNOWN_OUTCOME, 504
@@ -375,6 +307,8 @@ class Creates:
             error=JobError(code=code, message=message),
             answer_status=status,
             submitting=False,
+            submit_until=None,
+            reconcilable=False,
             updated_at=time.time(),
             version=record.version + 1,
         )
@@ -401,13 +335,19 @@ class Creates:
                 param="Idempotency-Key",
                 headers={"Retry-After": "1"},
             )
-        if record.submitting and time.time() - record.created_at < SUBMIT_GRACE:
-            raise Conflict(
-                "A request with this Idempotency-Key is still in progress; retry shortly.",
-                code="request_in_progress",
-                param="Idempotency-Key",
-                headers={"Retry-After": "1"},
-            )
+        if record.submitting:
+            now = time.time()
+            if lost.in_progress(record, now):
+                raise Conflict(
+                    "A request with this Idempotency-Key is still in progress; retry shortly.",
+                    code="request_in_progress",
+                    param="Idempotency-Key",
+                    headers={"Retry-After": "1"},
+                )
+            # Past its deadline: the process that sent the create is gone (a live one has
+            # its answer or gave up by then). Settled by the usual rules, never re-sent.
+            if now >= lost.expiry(record, self.settings.unknown_outcome_seconds):
+                record = await lost.expire(self.core, record)
         bind(job_id=record.id, idempotent_replay=True)
         if record.answer_status is not None:
             raise _replayed_error(record)
@@ -424,29 +364,8 @@ class Creates:
         )
 
 
-async def as_pending(started: Pending | Finished) -> Pending:
-    """``start``'s answer as native ids and a snapshot: a ``Finished`` one is a completed
-    snapshot of its artefacts. Artefacts given as bytes need the artefact store (a
-    synchronous provider runs on the generation worker, which stores them): here they
-    are an upstream error, never a job that completes without audio."""
-    if isinstance(started, Pending):
-        return started
-    native_ids = [started.native_id] if started.native_id else []
-    snapshot = Snapshot(status="completed", progress=100, outputs=started.artefacts)
-    if started.streams:
-        for stream in started.streams.values():  # never read: release the connections
-            await stream.aclose()
-        error = JobError(
-            code="artefact_store_unavailable",
-            message="The provider answered with the audio itself; storing it needs the "
-            "generation worker's artefact store.",
-        )
-        snapshot = Snapshot(status="failed", error=error)
-    return Pending(native_id=started.native_id or "", native_ids=native_ids, snapshot=snapshot)
-
-
 def _submitted(record: JobRecord) -> JobRecord:
-    record.submitting = False
+    lost.settled(record)
     record.version += 1
     return record
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import saq
@@ -42,10 +43,16 @@ from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
 
 from gateway.jobs.core import JobCore
-from gateway.jobs.records import UNKNOWN_OUTCOME, merge_snapshot, outcome_unknown
-from gateway.jobs.requests import load_request
+from gateway.jobs.records import (
+    UNKNOWN_OUTCOME,
+    merge_snapshot,
+    native_format,
+    outcome_unknown,
+)
+from gateway.jobs.requests import debug_info, load_diagnostics, load_request
 from gateway.jobs.sink import ArtefactSink
-from gateway.store.store import JobRecord
+from gateway.store.store import JobRecord, Notice
+from providers import diagnostics
 from providers.base import (
     Finished,
     JobError,
@@ -53,6 +60,7 @@ from providers.base import (
     Provider,
     ProviderError,
     Snapshot,
+    SubmitRequest,
     UpstreamRateLimited,
     is_final,
 )
@@ -87,8 +95,7 @@ class Generations:
         self.queue = RedisQueue(
             Redis.from_url(queue_url), name=f"{core.settings.redis_prefix}generate"
         )
-        if core.settings.artefact_mirror:
-            core.on_completed.append(self._on_completed)
+        core.on_completed.append(self._on_completed)
         self.heartbeat = core.settings.worker_heartbeat
         self.lapse = max(1.0, LAPSES * self.heartbeat)  # seconds of silence: dead
         self._running = 0  # attempts under way in this process
@@ -144,12 +151,28 @@ class Generations:
 
     # ------------------------------------------------ mirror and artefact retention
 
+    @property
+    def converts(self) -> bool:
+        """Whether an asynchronous job's audio can be converted (``ogg``, ``aac``): its
+        stored copy, the mirror's, is made where an artefact store is."""
+        return self.sink.store is not None
+
     async def _on_completed(self, record: JobRecord) -> None:
+        """Copy an asynchronous job's audio in: every job's under
+        ``GATEWAY_ARTEFACT_MIRROR``, else a job whose format needs a conversion."""
         provider = self.core.providers.get(record.provider)
+        converting = record.format != self._native(record)
+        if not (self.core.settings.artefact_mirror or converting):
+            return
         if provider is not None and not provider.catalog.synchronous:
             await self.queue.enqueue(
                 saq.Job("mirror", kwargs={"job_id": record.id}, key=f"mirror:{record.id}")
             )
+
+    def _native(self, record: JobRecord) -> str:
+        """The format the job's provider was asked for."""
+        spec = self.core.catalog.get(record.model)
+        return native_format(record.format, spec.formats) if spec else record.format
 
     async def _mirror(self, ctx: dict[str, Any], *, job_id: str) -> None:
         """Copy a completed asynchronous job's outputs in; on failure the provider's own
@@ -161,6 +184,9 @@ class Generations:
             copied = await self.sink.mirror(record, record.outputs)
         except ProviderError as exc:
             log.warning("artefact_mirror_failed", job_id=job_id, error=exc.message)
+            why = exc.message
+            if record.format != self._native(record):  # the client must know
+                await self.core.store.update_job(job_id, lambda job: _unconverted(job, why))
             return
         original = record.outputs
 
@@ -232,6 +258,29 @@ class Generations:
             return
         spec = self.core.catalog[begun.model]
         req = load_request(begun, spec, provider)
+        wanted = load_diagnostics(begun)  # the create's answer shows the upstream call
+        if wanted is None:
+            await self._run(begun, provider, req, attempt)
+            return
+        with diagnostics.capture() as exchanges:
+            await self._run(
+                begun,
+                provider,
+                req,
+                attempt,
+                lambda: debug_info(exchanges, wanted, begun.callback_token),
+            )
+
+    async def _run(
+        self,
+        begun: JobRecord,
+        provider: Provider,
+        req: SubmitRequest,
+        attempt: int,
+        debug: Callable[[], bytes | None] = lambda: None,
+    ) -> None:
+        """One upstream call and its outcome stored (with ``debug()``, the exchange the
+        create asked to see, in the same write)."""
         try:
             with self.core.metrics.upstream(provider.name, "submit"):
                 started = await provider.start(req)
@@ -243,15 +292,15 @@ class Generations:
                 await self._again(begun, 0.5 * (attempt + 1), attempt, exc.code)
                 return
             code = UNKNOWN_OUTCOME if outcome_unknown(exc) else exc.code
-            await self._fail(begun, JobError(code=code, message=exc.message))
+            await self._fail(begun, JobError(code=code, message=exc.message), debug())
             return
         try:
             snapshot = await self._finish(begun, started, begun.format)  # as asked
         except ProviderError as exc:  # storing the artefacts failed
-            await self._fail(begun, JobError(code=exc.code, message=exc.message))
+            await self._fail(begun, JobError(code=exc.code, message=exc.message), debug())
             return
         native = started.native_id if isinstance(started, (Finished, Pending)) else None
-        await self._store(begun, snapshot, native)
+        await self._store(begun, snapshot, native, debug())
 
     async def _finish(self, record: JobRecord, started: Pending | Finished, fmt: str) -> Snapshot:
         if isinstance(started, Pending):  # a synchronous provider answered as async
@@ -303,10 +352,16 @@ class Generations:
         self.core.metrics.generations_requeued.labels(record.provider, why).inc()
         await self.enqueue(record.id, delay=delay, attempt=attempt + 1)
 
-    async def _fail(self, record: JobRecord, error: JobError) -> None:
-        await self._store(record, Snapshot(status="failed", error=error), None)
+    async def _fail(self, record: JobRecord, error: JobError, debug: bytes | None = None) -> None:
+        await self._store(record, Snapshot(status="failed", error=error), None, debug)
 
-    async def _store(self, record: JobRecord, snap: Snapshot, native_id: str | None) -> None:
+    async def _store(
+        self,
+        record: JobRecord,
+        snap: Snapshot,
+        native_id: str | None,
+        debug: bytes | None = None,
+    ) -> None:
         """Merge the attempt's outcome into the job (unless it is final already)."""
 
         def apply(job: JobRecord) -> JobRecord | None:
@@ -314,6 +369,8 @@ class Generations:
                 return None
             if native_id and not job.native_id:
                 job.native_id, job.native_ids = native_id, [native_id]
+            if debug is not None:
+                job.debug = debug
             return merge_snapshot(job, snap, time.time())
 
         done = await self.core.store.update_job(record.id, apply, follow=self.core.follow())
@@ -339,6 +396,19 @@ class Generations:
             with contextlib.suppress(Exception):  # a missed beat is retried next time
                 await job.update()
                 await self.core.limits.lease(provider, job_id, limit=self.limit(p), ttl=self.lapse)
+
+
+def _unconverted(job: JobRecord, why: str) -> JobRecord | None:
+    """The job's audio stays in the provider's format: said in its warnings."""
+    if any(n.param == "format" for n in job.notices):
+        return None
+    message = f"The audio could not be converted to {job.format} ({why}); it is"
+    job.notices = [
+        *job.notices,
+        Notice(code="format_not_converted", param="format", message=message + " as made."),
+    ]
+    job.version += 1
+    return job
 
 
 _DIED = (

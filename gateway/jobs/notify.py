@@ -14,7 +14,7 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from gateway.jobs.records import to_public
+from gateway.jobs.records import to_public, with_debug
 from gateway.jobs.sink import SCHEME, resolve_urls
 from gateway.notify.webhooks import WebhookOutbox
 from gateway.store.artefacts import ArtefactStore
@@ -37,16 +37,21 @@ class Notifier:
         self.artefacts: ArtefactStore | None = None  # set by the app: stored outputs' URLs
         self._rendered: dict[str, tuple[JobRecord, bytes]] = {}  # job id -> (record, JSON)
 
-    async def render(self, record: JobRecord, base_url: str | None = None) -> bytes:
+    async def render(
+        self, record: JobRecord, base_url: str | None = None, *, debug: bool = False
+    ) -> bytes:
         """The public job object as JSON. Outputs the gateway stored get fresh signed
         URLs (on ``base_url``, the request's, else the one the job was created through).
         Otherwise a final record's rendering is kept for as long as the store's cache
         hands out that same record object (records are never changed in place), so polls
-        of a finished job do not encode it again."""
+        of a finished job do not encode it again. ``debug``: the create's answer, which
+        carries the upstream exchange the client asked to see."""
         if self.stores_outputs(record):
-            resolved = await resolve_urls(record, self.artefacts, base_url or record.origin)
-            return _job_encoder.encode(to_public(resolved))
-        return self.render_plain(record)
+            record = await resolve_urls(record, self.artefacts, base_url or record.origin)
+        elif not (debug and record.debug):
+            return self.render_plain(record)
+        job = to_public(record)
+        return _job_encoder.encode(with_debug(job, record) if debug else job)
 
     @staticmethod
     def stores_outputs(record: JobRecord) -> bool:

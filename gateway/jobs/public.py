@@ -6,7 +6,7 @@ lifecycle renders it (``records.to_public``); the API layer documents and sends 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -42,8 +42,42 @@ class JobErrorInfo(msgspec.Struct, kw_only=True):
     native_status: str | None = None
 
 
+class JobWarning(msgspec.Struct, kw_only=True):
+    """A field of the request the model did not use (``parameter_ignored``), or another
+    note on how the request was run."""
+
+    code: str
+    param: str
+    message: str
+
+
+class UpstreamRequest(msgspec.Struct, kw_only=True):
+    """The provider call as sent, credentials and callback tokens redacted."""
+
+    method: str
+    url: str
+    body: Any
+
+
+class UpstreamResponse(msgspec.Struct, kw_only=True):
+    """The provider's answer (``status`` null: none arrived). Audio is not echoed."""
+
+    status: int | None
+    content_type: str | None
+    body: Any
+
+
+class DebugInfo(msgspec.Struct, kw_only=True):
+    """On the create's answer only, when asked (``echo_upstream_request``, ``debug``)."""
+
+    upstream_request: UpstreamRequest | None = None
+    upstream_response: UpstreamResponse | None = None
+
+
 class MusicJob(msgspec.Struct, kw_only=True):
-    """The AI Stats-compatible job object (plus progress, timestamps, error, metadata)."""
+    """The AI Stats-compatible job object (plus progress, timestamps, error, metadata,
+    warnings). ``audio_url`` is the first output's, as AI Stats answers, once completed;
+    ``debug`` is only on a create's answer that asked for it."""
 
     id: str
     status: Status
@@ -57,4 +91,7 @@ class MusicJob(msgspec.Struct, kw_only=True):
     usage: Usage | None
     error: JobErrorInfo | None
     metadata: dict[str, str] | None
+    audio_url: str | None = None
+    warnings: list[JobWarning] = []
+    debug: DebugInfo | None = None
     object: Literal["music"] = "music"

@@ -16,7 +16,7 @@ import msgspec
 import structlog
 from ulid import ULID
 
-from gateway.jobs.public import JobErrorInfo, MusicJob, OutputItem, Usage
+from gateway.jobs.public import DebugInfo, JobErrorInfo, JobWarning, MusicJob, OutputItem, Usage
 from gateway.store.store import JobRecord
 from providers.base import (
     STATUS_RANK,
@@ -37,10 +37,10 @@ log = structlog.get_logger("gateway.jobs.service")
 UNKNOWN_OUTCOME = "upstream_outcome_unknown"  # a create sent, its answer lost
 
 
-def native_format(fmt: str) -> AudioFormat:
-    """The format a provider is asked for: ``mp3`` and ``wav`` as they are; ``ogg`` and
-    ``aac``, which providers do not give, as ``mp3``, converted when stored (``sink.py``)."""
-    return "wav" if fmt == "wav" else "mp3"
+def native_format(fmt: str, gives: frozenset[str] = frozenset({"mp3", "wav"})) -> AudioFormat:
+    """The format a provider is asked for: ``fmt`` where the model ``gives`` it (mp3,
+    wav); otherwise mp3, converted when stored (``sink.py``)."""
+    return "wav" if fmt == "wav" and "wav" in gives else "mp3"
 
 
 def fingerprint(req: Any) -> str:
@@ -155,7 +155,21 @@ def to_public(record: JobRecord) -> MusicJob:
         usage=usage,
         error=error,
         metadata=record.metadata,
+        audio_url=outputs[0].audio_url if usage is not None and outputs else None,
+        warnings=[
+            JobWarning(code=n.code, param=n.param, message=n.message) for n in record.notices
+        ],
     )
+
+
+_debug_decoder = msgspec.json.Decoder(DebugInfo)
+
+
+def with_debug(job: MusicJob, record: JobRecord) -> MusicJob:
+    """``job`` with the create's upstream exchange, when one was kept for its answer."""
+    if record.debug is None:
+        return job
+    return msgspec.structs.replace(job, debug=_debug_decoder.decode(record.debug))
 
 
 _state_encoder = msgspec.msgpack.Encoder()
@@ -193,7 +207,7 @@ def job_ref(record: JobRecord, spec: ModelSpec, state_type: type[msgspec.Struct]
         model=spec,
         native_id=record.native_id or "",
         native_ids=record.native_ids,
-        format=native_format(record.format),
+        format=native_format(record.format, spec.formats),
         last=Snapshot(
             status=record.status,  # type: ignore[arg-type]
             native_status=record.native_status,

@@ -4,7 +4,8 @@ A poll (``get``) refreshes an in-flight job when due; the background refresher
 (``refresh_due``) does it for jobs nobody polls. Across processes, one lease holder
 refreshes a job per interval, within the provider's shared status-call budget; within a
 process, concurrent refreshes of one job share one upstream call. A create whose answer
-was lost is failed ``upstream_outcome_unknown`` after its bound (``expire_unknown``).
+was lost (or whose process died mid-create) is failed ``upstream_outcome_unknown`` after
+its bound (``expire_unknown``; the bounds in ``gateway/jobs/lost.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import structlog
 from gateway.infra.errors import NotFound
 from gateway.infra.log import bind
 from gateway.infra.resilience import backoff, is_transient
+from gateway.jobs import lost
 from gateway.jobs.core import Conflicted, JobCore
-from gateway.jobs.records import UNKNOWN_OUTCOME, job_ref
+from gateway.jobs.records import job_ref
 from gateway.store.limits import Bucket, Grant
 from gateway.store.store import JobRecord, decode_job
-from providers.base import JobError, ModelSpec, Pollable, ProviderError, Snapshot, is_final
+from providers.base import ModelSpec, Pollable, ProviderError, Snapshot, is_final
 
 log = structlog.get_logger("gateway.jobs.service")
 
@@ -55,7 +57,11 @@ class Refreshes:
         """The caller's job (a final one may come from the store's short-lived cache)."""
         record = await self.store.get_job_cached(job_id) if job_id.startswith("mus_") else None
         if record is None or not hmac.compare_digest(record.owner, owner):
-            raise NotFound(f"No music job {job_id!r}.", param="music_id")
+            raise NotFound(
+                f"No music job {job_id!r}.",
+                param="music_id",
+                reason="music_not_found_or_not_owned",
+            )
         return record
 
     def _due(self, record: JobRecord, now: float) -> bool:
@@ -111,36 +117,12 @@ class Refreshes:
         await self._refresh_once(record)
 
     def expiry(self, record: JobRecord) -> float:
-        """When a job without a native id is given up: a lost create's answer waits for
-        a callback from its creation; a synchronous job from its last attempt."""
-        since = record.refreshed_at if record.request is not None else record.created_at
-        return since + self.settings.unknown_outcome_seconds
+        """When a job without a native id is given up (``gateway/jobs/lost.py``)."""
+        return lost.expiry(record, self.settings.unknown_outcome_seconds)
 
     async def expire_unknown(self, record: JobRecord) -> JobRecord:
         """Fail a job whose create never got an answer nor a callback in time."""
-
-        def apply(current: JobRecord) -> JobRecord | None:
-            if current.native_id is not None or is_final(current.status):
-                return None  # reconciled meanwhile
-            current.status = "failed"
-            current.error = JobError(
-                code=UNKNOWN_OUTCOME,
-                message=_SYNC_LOST
-                if current.request is not None
-                else "The provider never confirmed this job (its create answer was lost "
-                "and no callback came); it was not sent again.",
-            )
-            current.updated_at = time.time()
-            current.version += 1
-            return current
-
-        done = await self.store.update_job(record.id, apply, follow=self.core.follow())
-        if done is None:
-            return record
-        if is_final(done.record.status) and not is_final(done.before):
-            log.warning("create_outcome_expired", job_id=record.id, provider=record.provider)
-            await self.core.changed(done.before, done.record)
-        return done.record
+        return await lost.expire(self.core, record)
 
     async def _await_other(self, record: JobRecord) -> JobRecord:
         """Another process holds the lease: its refresh is under way. Wait (briefly) for
@@ -300,9 +282,3 @@ class Refreshes:
         if self.settings.background_refresh and not is_final(record.status):
             await self.store.schedule(record.id, time.time() + wait)
         return record, True
-
-
-_SYNC_LOST = (
-    "The generation never finished in time (its worker stopped or the queue lost it); "
-    "it was not sent again."
-)

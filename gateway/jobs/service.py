@@ -31,13 +31,14 @@ from gateway.jobs.core import JobCore
 from gateway.jobs.create import Creates
 from gateway.jobs.generate import Generations
 from gateway.jobs.notify import Notifier
+from gateway.jobs.policy import Plan
 from gateway.jobs.records import to_public
 from gateway.jobs.refresh import Refreshes
 from gateway.jobs.sink import ArtefactSink
 from gateway.notify.webhooks import WebhookOutbox
 from gateway.store.keys import KeyRecord
 from gateway.store.store import JobRecord, Store
-from providers.base import ModelSpec, Provider, SubmitRequest, is_final
+from providers.base import ModelSpec, Provider, is_final
 
 __all__ = ["JobService", "to_public"]
 
@@ -93,7 +94,7 @@ class JobService:
         """Seconds between background refreshes of one in-flight job."""
         return self.core.period
 
-    def resolve(self, req: Any) -> tuple[ModelSpec, Provider, SubmitRequest]:
+    def resolve(self, req: Any) -> Plan:
         return self.creates.resolve(req)
 
     async def create(
@@ -164,5 +165,7 @@ class JobService:
         """Whether rendering ``record`` makes signed URLs (and so needs a base URL)."""
         return self.notifier.stores_outputs(record)
 
-    async def render(self, record: JobRecord, base_url: str | None = None) -> bytes:
-        return await self.notifier.render(record, base_url)
+    async def render(
+        self, record: JobRecord, base_url: str | None = None, *, debug: bool = False
+    ) -> bytes:
+        return await self.notifier.render(record, base_url, debug=debug)

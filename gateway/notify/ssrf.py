@@ -14,7 +14,8 @@ absolute, without user info, and never point at a metadata service.
 
 The only I/O is name resolution, through ``resolve`` (default: the event loop's
 ``getaddrinfo``) under a timeout. The answer is the list of validated addresses: a sender
-calls this again at delivery time and connects only to those (DNS rebinding).
+calls this again before every attempt and connects only to those, never resolving the
+host again (``gateway.infra.pinning.approved``; DNS rebinding).
 
 Usage::
 

@@ -23,10 +23,15 @@ the schedule is exhausted the message goes to the dead-letter list. A result is 
 recorded while its claim token still matches, so a slow worker never overwrites the
 outcome of one that took the message over. Messages and markers expire after a few days.
 
+Each attempt resolves the URL's host once, in ``url_check`` (the SSRF guard), and connects
+only to the addresses it approved (``gateway.infra.pinning``): the receiving host cannot
+rebind its name to a private address between the check and the connection.
+
 Usage::
 
     secret = key.webhook_secret                      # the key record's (``whsec_...``)
-    outbox = WebhookOutbox(redis, prefix="mgw:", http=httpx.AsyncClient(), url_check=check)
+    http = httpx.AsyncClient(transport=PinnedTransport(), trust_env=False)
+    outbox = WebhookOutbox(redis, prefix="mgw:", http=http, url_check=check)
     await outbox.enqueue(msg_id=f"{job.id}.{job.status}", url=job.webhook_url,
                          secret=secret, event_type="music.completed",
                          payload=encode_event("music.completed", job_object))
@@ -53,6 +58,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 from standardwebhooks import Webhook
+
+from gateway.infra.pinning import addresses_of, approved
 
 __all__ = [
     "DEAD_LETTER_LIMIT",
@@ -215,8 +222,11 @@ class WebhookOutbox:
     """A durable, deduplicating webhook queue in Redis with concurrent, signed delivery.
 
     ``url_check(url)`` (e.g. the SSRF guard) runs before every attempt; raising or
-    returning ``False`` rejects the attempt. ``on_delivery(outcome)`` is called once per
-    recorded attempt with ``"delivered"``, ``"retry"`` or ``"failed"`` (given up).
+    returning ``False`` rejects the attempt. When it answers a list of addresses (the
+    guard does), the attempt connects to those only (``gateway.infra.pinning``: give
+    ``http`` a ``PinnedTransport``), so the host is resolved once per attempt, by the
+    check. ``on_delivery(outcome)`` is called once per recorded attempt with
+    ``"delivered"``, ``"retry"`` or ``"failed"`` (given up).
     ``clock`` (epoch seconds, default ``time.time``) is what due times and claims are
     measured on; the signatures' ``webhook-timestamp`` is always the real time.
     """
@@ -378,6 +388,7 @@ class WebhookOutbox:
         """One attempt: (HTTP status or None, short error text; "" on 2xx)."""
         try:
             async with asyncio.timeout(self._attempt_timeout):
+                verdict: object = None
                 if self._url_check is not None:
                     try:
                         verdict = await self._url_check(msg.url)
@@ -388,10 +399,15 @@ class WebhookOutbox:
                 headers = sign_headers(msg_id, msg.secret, msg.payload, int(time.time()))
                 headers["content-type"] = "application/json"
                 headers["user-agent"] = USER_AGENT
-                async with self._http.stream(
-                    "POST", msg.url, content=msg.payload, headers=headers, follow_redirects=False
-                ) as response:  # the body is never read: a receiver's answer is its status
-                    status = response.status_code
+                with approved(msg.url, addresses_of(verdict)):  # resolved once, by the check
+                    async with self._http.stream(
+                        "POST",
+                        msg.url,
+                        content=msg.payload,
+                        headers=headers,
+                        follow_redirects=False,
+                    ) as response:  # the body is never read: a receiver's answer is its status
+                        status = response.status_code
         except TimeoutError:
             return None, "timeout"
         except Exception as exc:  # noqa: BLE001 - network errors, bad URLs: a failed attempt

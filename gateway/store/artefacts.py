@@ -18,7 +18,9 @@ store's are presigned by S3. Both are built anew by ``url()`` at every render.
 ``put_url`` copies from an HTTP URL, streaming. ``check(url)`` runs before every request
 (redirects included) and may raise to refuse it; ``trusting(base_urls, guard)`` builds
 the usual one: a provider's own host is trusted, any other host goes through the guard
-(the SSRF guard, ``gateway.notify.ssrf.check_webhook_url`` with ``allow_private=False``).
+(the SSRF guard, ``gateway.notify.ssrf.check_webhook_url`` with ``allow_private=False``),
+whose approved addresses are the only ones that request connects to (DNS pinning,
+``gateway.infra.pinning``, with a ``PinnedTransport`` client).
 
 Usage::
 
@@ -46,6 +48,7 @@ import obstore
 from obstore.exceptions import GenericError, NotFoundError
 from obstore.store import LocalStore
 
+from gateway.infra.pinning import addresses_of, approved
 from gateway.infra.settings import Settings
 from gateway.store.objects import artefact_key, check_key, guess_type, open_backend
 from gateway.store.signing import UrlSigner
@@ -247,15 +250,19 @@ class ArtefactStore:
         max_bytes: int | None = MAX_BYTES,
     ) -> Stored:
         """Copy the body of ``GET url`` into ``key``, streaming. ``check`` runs before
-        the request and before following each redirect, and raises to refuse a URL.
+        the request and before following each redirect, and raises to refuse a URL; when
+        it answers a list of addresses (the SSRF guard does), that request connects only
+        to them (``gateway.infra.pinning``; the client's transport a ``PinnedTransport``).
         ``content_type`` unset: the answer's, else the key's extension's."""
         if self.http is None:
             raise RuntimeError("ArtefactStore was built without an HTTP client")
         target = url
         for _ in range(MAX_REDIRECTS + 1):
-            await check(target)
+            verdict = await check(target)
             try:
-                response = await self.http.send(self.http.build_request("GET", target), stream=True)
+                with approved(target, addresses_of(verdict)):  # resolved once, by the check
+                    request = self.http.build_request("GET", target)
+                    response = await self.http.send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise ArtefactFetchError(f"GET {_safe(target)}: {type(exc).__name__}") from exc
             try:

@@ -60,6 +60,14 @@ CACHE_SECONDS = 1.0  # how long a key record or a final job record may be answer
 CACHE_ENTRIES = 4096  # per cache; the oldest entry goes first
 
 
+class Notice(msgspec.Struct, frozen=True, kw_only=True):
+    """A note on the request kept with its job: ``parameter_ignored`` and its param."""
+
+    code: str
+    param: str
+    message: str
+
+
 class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=True):
     """Everything the gateway keeps about one job. Stored as a msgpack array (field order,
     no names: about 10 % smaller), so new fields go at the end, with a default."""
@@ -95,6 +103,17 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
     request: bytes | None = None
     started_at: float | None = None
     origin: str | None = None  # the base URL the job was created through (stored outputs)
+    # What the request asked that the model does not use (the parameter policy), shown on
+    # every read; and the create's upstream exchange (JSON, secrets scrubbed) when the
+    # client asked to see it, shown on the create's answer only.
+    notices: list[Notice] = []
+    debug: bytes | None = None
+    # An asynchronous provider's create under way (``submitting``): when its process gives
+    # it up at the latest (the provider's ``create_timeout`` after it began), and whether a
+    # callback URL went with it (a lost answer may then be reconciled). Cleared with
+    # ``submitting``. See ``gateway/jobs/lost.py``.
+    submit_until: float | None = None
+    reconcilable: bool = False
 
 
 _job_encoder = msgspec.msgpack.Encoder()

@@ -170,7 +170,19 @@ OutputFormat = Literal[
 
 
 class ElevenLabsOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Native ElevenLabs fields (``elevenlabs {...}`` block), sent as they are."""
+    """Native ElevenLabs fields (``elevenlabs {...}`` block), sent as they are.
+
+    AI Stats' block also carries ``prompt``, ``music_length_ms``, ``force_instrumental``
+    and ``model_id``: the first three win over the top-level ``prompt``, ``duration`` and
+    ``instrumental``; ``model_id`` must name the model chosen by ``model``.
+    ``with_timestamps`` is accepted and reported as ignored (ElevenLabs returns
+    timestamps on its detailed endpoint only)."""
+
+    prompt: Annotated[str, msgspec.Meta(max_length=4100)] | None = None
+    music_length_ms: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    force_instrumental: bool | None = None
+    model_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    with_timestamps: bool | None = None
 
     composition_plan: CompositionPlan | None = None
     seed: Annotated[int, msgspec.Meta(ge=0)] | None = None
@@ -190,6 +202,7 @@ CATALOG = Catalog(
     options_type=ElevenLabsOptions,
     synchronous=True,
     concurrency=DEFAULT_CONCURRENCY,
+    ignored_options=frozenset({"with_timestamps"}),
 )
 
 

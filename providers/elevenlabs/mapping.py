@@ -85,6 +85,27 @@ def options(req: SubmitRequest) -> ElevenLabsOptions:
     return req.options if isinstance(req.options, ElevenLabsOptions) else ElevenLabsOptions()
 
 
+def merged(req: SubmitRequest) -> SubmitRequest:
+    """AI Stats' spellings inside the block folded in: ``elevenlabs.prompt`` and
+    ``elevenlabs.force_instrumental`` win over ``prompt`` and ``instrumental``."""
+    opts = options(req)
+    if opts.prompt is None and opts.force_instrumental is None:
+        return req
+    return msgspec.structs.replace(
+        req,
+        prompt=opts.prompt if opts.prompt is not None else req.prompt,
+        instrumental=(
+            opts.force_instrumental if opts.force_instrumental is not None else req.instrumental
+        ),
+    )
+
+
+def length_ms(req: SubmitRequest) -> int | None:
+    """``elevenlabs.music_length_ms``, else ``duration`` in ms."""
+    ms = options(req).music_length_ms
+    return ms if ms is not None else (req.duration * 1000 if req.duration is not None else None)
+
+
 def output_format(req: SubmitRequest) -> str:
     """The block's ``output_format`` override, else the gateway format's native one."""
     return options(req).output_format or OUTPUT_FORMATS[req.format]
@@ -123,6 +144,7 @@ def plan_ms(plan: CompositionPlan) -> int:
 def to_native(req: SubmitRequest) -> NativeCall:
     """The request as ``POST /v1/music`` (``check`` has accepted it). A ``music_v1`` plan
     without its global style lists gets empty ones (the API requires both lists)."""
+    req = merged(req)
     opts = options(req)
     plan = opts.composition_plan
     if plan is not None and plan_shape(plan) == "music_v1":
@@ -135,7 +157,7 @@ def to_native(req: SubmitRequest) -> NativeCall:
     body = MusicBody(
         prompt=req.prompt if prompted else None,
         composition_plan=plan,
-        music_length_ms=req.duration * 1000 if prompted and req.duration is not None else None,
+        music_length_ms=length_ms(req) if prompted else None,
         model_id=req.model.native_model,
         force_instrumental=req.instrumental if prompted else None,
         seed=opts.seed,
@@ -199,12 +221,14 @@ def pcm_seconds(data_bytes: int, rate: int) -> float:
 
 def duration_of(req: SubmitRequest, pcm: tuple[int, int] | None = None) -> float | None:
     """The artefact's duration: measured for PCM (``(bytes, rate)``), else the requested
-    ``duration``, else a plan's length where the model keeps it (``music_v2`` always,
-    ``music_v1`` with ``respect_sections_durations``), else unknown."""
+    length (``elevenlabs.music_length_ms``, else ``duration``), else a plan's length where
+    the model keeps it (``music_v2`` always, ``music_v1`` with
+    ``respect_sections_durations``), else unknown."""
     if pcm is not None:
         return pcm_seconds(*pcm)
-    if req.duration is not None:
-        return float(req.duration)
+    asked = length_ms(req)
+    if asked is not None:
+        return asked / 1000
     opts = options(req)
     plan = opts.composition_plan
     if plan is not None and (plan.chunks is not None or opts.respect_sections_durations):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from providers.base import RequestRejected, SubmitRequest
 from providers.elevenlabs.catalog import CompositionPlan, PlanChunk, TimeRange
-from providers.elevenlabs.mapping import options, output_format, plan_ms, plan_shape
+from providers.elevenlabs.mapping import merged, options, output_format, plan_ms, plan_shape
 
 MAX_PROMPT = 2000
 DURATION_S = (3, 600)
@@ -37,11 +37,28 @@ def _reject(param: str, message: str, code: str = "invalid_parameter") -> Reques
 
 def check(req: SubmitRequest) -> None:
     """Reject what ElevenLabs would refuse, naming the parameter (pure)."""
+    req = merged(req)
     opts = options(req)
     plan = opts.composition_plan
     low, high = DURATION_S
     if req.duration is not None and not low <= req.duration <= high:
         raise _reject("duration", f"ElevenLabs makes songs of {low} to {high} seconds")
+    ms = opts.music_length_ms
+    if ms is not None and not low * 1000 <= ms <= high * 1000:
+        raise _reject(
+            "elevenlabs.music_length_ms", f"ElevenLabs makes songs of {low} to {high} seconds"
+        )
+    if ms is not None and plan is not None:
+        raise _reject(
+            "elevenlabs.music_length_ms",
+            "with a composition plan, its sections' durations make the length",
+        )
+    if opts.model_id is not None and opts.model_id != req.model.native_model:
+        raise _reject(
+            "elevenlabs.model_id",
+            f"model {req.model.id} runs {req.model.native_model}; choose the model with"
+            " `model` (e.g. elevenlabs/music_v1, elevenlabs/music_v2)",
+        )
     if plan is None:
         if req.prompt is None or not req.prompt.strip():
             raise _reject(

@@ -41,10 +41,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import msgspec
 import structlog
 
+from providers import diagnostics
 from providers.base import (
     ProviderError,
     UpstreamAuthError,
@@ -122,8 +124,10 @@ class Upstream:
                 method, path, content=content, params=params, headers=headers
             )
         except TransportError as exc:
+            self._record(op, method, path, params, content, None)
             raise self.transport_error(op, exc) from None
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        self._record(op, method, path, params, content, answer)
         if answer.ok:
             log.debug("upstream_call", provider=self.provider, op=op, status=answer.status)
             return answer
@@ -148,9 +152,12 @@ class Upstream:
                 method, path, content=content, params=params, headers=headers
             )
         except TransportError as exc:
+            self._record(op, method, path, params, content, None)
             raise self.transport_error(op, exc) from None
         if streamed.ok:
             log.debug("upstream_call", provider=self.provider, op=op, status=streamed.status)
+            head = Answer(streamed.status, streamed.reason, streamed.headers, b"")
+            self._record(op, method, path, params, content, head, streamed=True)
             return UpstreamStream(self, op, streamed)
         try:
             body = await streamed.read(ERROR_BODY_LIMIT)
@@ -158,6 +165,7 @@ class Upstream:
             body = b""
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         answer = Answer(streamed.status, streamed.reason, streamed.headers, body)
+        self._record(op, method, path, params, content, answer)
         raise self.status_error(op, answer, latency_ms)
 
     def status_error(self, op: str, answer: Answer, latency_ms: float = 0.0) -> ProviderError:
@@ -201,6 +209,39 @@ class Upstream:
 
     def scrub(self, text: str) -> str:
         return scrub(text, self.secret)
+
+    def _record(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        answer: Answer | None,
+        *,
+        streamed: bool = False,
+    ) -> None:
+        """The exchange, scrubbed, for a client that asked to see it (``diagnostics``)."""
+        if not diagnostics.capturing():
+            return
+        url = self.http.base_url + path
+        if params:
+            url += "?" + urlencode(params)
+        sent = diagnostics.SentRequest(
+            method=method,
+            url=self.scrub(url),
+            body=diagnostics.body_json(scrub_bytes(content, self.secret) if content else None),
+        )
+        if answer is None:
+            got = diagnostics.Answer(status=None)
+        else:
+            kind = answer.headers.get("Content-Type")
+            if streamed:
+                body = diagnostics.streamed_note(kind)
+            else:
+                body = diagnostics.body_json(scrub_bytes(answer.body, self.secret), kind)
+            got = diagnostics.Answer(status=answer.status, content_type=kind, body=body)
+        diagnostics.record(diagnostics.Exchange(op=op, request=sent, response=got))
 
     def _check_secret(self) -> None:
         if not self.secret:

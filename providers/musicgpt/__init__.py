@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from providers.base import (
@@ -53,6 +54,7 @@ class MusicGPTProvider:
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
+        self.catalog = replace(CATALOG, create_timeout=settings.read_timeout)
         self.base_url = settings.base_url
         self._client = MusicGPTClient(settings)
 

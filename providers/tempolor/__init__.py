@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -74,6 +75,7 @@ class TemPolorProvider:
         self._token = token
         self._default_ttl = default_url_ttl
         self.base_url = base_url
+        self.catalog = replace(CATALOG, create_timeout=(timeout or Timeouts()).read)
         self._client = UseapiClient(token=token, base_url=base_url, timeout=timeout)
 
     @property

@@ -273,13 +273,21 @@ async def test_an_async_job_in_a_format_the_provider_lacks_is_mirrored_converted
 
 
 async def test_a_format_no_provider_gives_needs_a_stored_copy(
-    gateway: Callable[..., Any],
+    echo_client: httpx.AsyncClient,
 ) -> None:
-    async with gateway() as client:  # no mirror: an async provider's audio is not stored
-        r = await client.post(URL, json={"model": "echo/v1", "prompt": "x", "format": "aac"})
-        assert r.status_code == 400, r.text
-        body = r.json()
-        assert (body["error"], body["param"]) == ("unsupported_parameter", "format")
-        assert "GATEWAY_ARTEFACT_MIRROR" in body["description"]
-        r = await client.post(URL, json={"model": "echo/v1", "prompt": "x", "format": "wav"})
-        assert r.status_code == 200, r.text  # a format it gives natively
+    """Without a generation worker (no synchronous provider, no mirror) nothing stores an
+    asynchronous provider's audio, so nothing can convert it: the job runs in mp3 and its
+    warnings say so (the 400 under ``require_parameters``)."""
+    asked = {"model": "echo/v1", "prompt": "x", "format": "aac"}
+    r = await echo_client.post(URL, json=asked)
+    assert r.status_code == 200, r.text
+    warning = r.json()["warnings"][0]
+    assert (warning["code"], warning["param"]) == ("parameter_ignored", "format")
+    assert "GATEWAY_ARTEFACT_MIRROR" in warning["message"]
+    r = await echo_client.post(URL, json={**asked, "provider": {"require_parameters": True}})
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert (body["error"], body["param"]) == ("unsupported_parameter", "format")
+    r = await echo_client.post(URL, json={"model": "echo/v1", "prompt": "x", "format": "wav"})
+    assert r.status_code == 200, r.text  # a format it gives natively
+    assert r.json()["warnings"] == []

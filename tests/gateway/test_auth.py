@@ -71,7 +71,15 @@ async def test_health_and_ready_need_no_key(echo_client: httpx.AsyncClient) -> N
     assert r.json() == {
         "status": "ready",
         "redis": True,
-        "providers": {"echo": {"configured": True, "circuit": "closed"}},
+        "providers": {
+            "echo": {
+                "configured": True,
+                "circuit": "closed",
+                "callbacks": False,  # it could call back, but there is no public URL
+                "note": "GATEWAY_PUBLIC_URL is unset: no provider callbacks; jobs are"
+                " followed by polling only.",
+            }
+        },
     }
 
 

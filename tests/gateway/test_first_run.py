@@ -31,6 +31,7 @@ STRIP = {
     "MUSICGPT_API_KEY",
     "USEAPI_TOKEN",
     "ELEVENLABS_API_KEY",
+    "SUNO_API_KEY",
     "GATEWAY_PUBLIC_URL",
 }
 
@@ -82,7 +83,7 @@ def test_first_run_reaches_playable_audio_and_stops_clean(tmp_path: Path) -> Non
                 return False
 
         wait_until(ready, timeout=30, what="the gateway ready")
-        for model in (body["model"], "tempolor/v4.8", "elevenlabs/music_v2"):
+        for model in (body["model"], "tempolor/v4.8", "suno/v4.5", "elevenlabs/music_v2"):
             created = httpx.post(url, json={**body, "model": model}, headers=headers)
             assert created.status_code == 200, created.text + "".join(lines)
             job = created.json()
@@ -122,7 +123,8 @@ def test_simulators_only_for_providers_without_keys(tmp_path: Path) -> None:
     env = {"MUSICGPT_API_KEY": "real-key-123456", "GATEWAY_API_KEYS": "sk-mine"}
     demo = start_demo(env, port=8000, data_dir=tmp_path)
     try:
-        assert list(demo.simulators) == ["tempolor", "elevenlabs"]
+        assert list(demo.simulators) == ["tempolor", "suno", "elevenlabs"]
+        assert env["SUNO_BASE_URL"] == demo.simulators["suno"].url  # SUNO_API_KEY unset
         assert env["MUSICGPT_API_KEY"] == "real-key-123456" and "MUSICGPT_BASE_URL" not in env
         assert env["USEAPI_BASE_URL"] == demo.simulators["tempolor"].url + "/v1"
         assert env["GATEWAY_API_KEYS"] == "sk-mine" and demo.api_key is None

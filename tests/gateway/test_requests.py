@@ -106,7 +106,12 @@ async def test_unknown_model_lists_valid_ids(echo_client: httpx.AsyncClient) -> 
 
 
 async def test_unsupported_parameter_is_named(echo_client: httpx.AsyncClient) -> None:
-    e = await _err(echo_client, {"model": "echo/i1", "prompt": "x", "lyrics": "la la"})
+    body = {"model": "echo/i1", "prompt": "x", "lyrics": "la la"}
+    r = await echo_client.post(URL, json=body)
+    assert r.status_code == 200, r.text
+    warning = r.json()["warnings"][0]
+    assert (warning["code"], warning["param"]) == ("parameter_ignored", "lyrics")
+    e = await _err(echo_client, {**body, "provider": {"require_parameters": True}})
     assert e["error"] == "unsupported_parameter"
     assert e["param"] == "lyrics"
 

@@ -16,6 +16,7 @@ MODEL_IDS = [
     "musicgpt/v6", "musicgpt/v6-pro", "musicgpt/v7", "musicgpt/v7-pro",
     "tempolor/v3", "tempolor/v3.5", "tempolor/v4.5+", "tempolor/v4.8",
     "tempolor/i3", "tempolor/i3.5", "tempolor/i4",
+    "suno/v4", "suno/v4.5", "suno/v4.5+", "suno/v4.5-all", "suno/v5", "suno/v4.5plus",
     "elevenlabs/music_v1", "elevenlabs/music_v2", "elevenlabs/music", "eleven-labs/music",
 ]  # fmt: skip
 
@@ -46,6 +47,8 @@ async def test_catalog(client: httpx.AsyncClient) -> None:
     assert "bpm" in data["tempolor/i4"]["native_parameters"]
     assert "duration" in data["elevenlabs/music"]["supported_parameters"]
     assert "composition_plan" in data["eleven-labs/music"]["native_parameters"]
+    assert "style" in data["suno/v4.5plus"]["supported_parameters"]
+    assert "vocalGender" in data["suno/v5"]["native_parameters"]
 
 
 async def _post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
@@ -53,7 +56,7 @@ async def _post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Respon
 
 
 async def test_unknown_model_lists_every_valid_id(client: httpx.AsyncClient) -> None:
-    r = await _post(client, {"model": "suno/v4.5plus", "prompt": "x"})
+    r = await _post(client, {"model": "udio/v1", "prompt": "x"})
     assert r.status_code == 400
     body = r.json()
     assert body["error"] == "unknown_model" and body["param"] == "model"
@@ -75,7 +78,17 @@ async def test_unknown_model_lists_every_valid_id(client: httpx.AsyncClient) -> 
     ],
 )
 async def test_unsupported_parameter(client: httpx.AsyncClient, body: dict, param: str) -> None:
+    """A field the model cannot use: a warning by default (the job runs without it), the
+    400 under ``require_parameters``; another provider's native block: always a 400."""
+    native = param in ("musicgpt", "tempolor")
     r = await _post(client, body)
+    if native:
+        assert r.status_code == 400, r.text
+        assert (r.json()["error"], r.json()["param"]) == ("unsupported_parameter", param)
+        return
+    # past the parameter policy: this gateway has no provider credentials configured
+    assert r.json()["error"] == "provider_not_configured", r.text
+    r = await _post(client, {**body, "provider": {"require_parameters": True}})
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "unsupported_parameter"
     assert r.json()["param"] == param

@@ -55,6 +55,7 @@ from gateway.infra.settings import Settings
 from providers.elevenlabs import simulator as elevenlabs_sim
 from providers.musicgpt import simulator as musicgpt_sim
 from providers.registry import SIMULATORS
+from providers.suno import simulator as suno_sim
 from providers.tempolor import simulator as tempolor_sim
 from tests.conftest import TEST_KEY, app_client
 from tests.support.servers import serve
@@ -81,10 +82,13 @@ FAST_SIMULATORS = {
     "tempolor": lambda: tempolor_sim.create_simulator(
         tempolor_sim.SimulatorConfig(queue_seconds=0.1, generate_seconds=0.3)
     ),
+    "suno": lambda: suno_sim.create_simulator(
+        suno_sim.SimulatorConfig(text_seconds=0.1, first_seconds=0.2, complete_seconds=0.4)
+    ),
     "elevenlabs": lambda: elevenlabs_sim.create_simulator(elevenlabs_sim.SimulatorConfig()),
 }
 #: The providers that call back (ElevenLabs answers the audio itself: no callbacks).
-CALLING_BACK = ("musicgpt", "tempolor")
+CALLING_BACK = ("musicgpt", "tempolor", "suno")
 
 
 @dataclass

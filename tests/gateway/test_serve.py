@@ -41,7 +41,7 @@ def test_serve_with_embedded_redis_and_clean_stop(tmp_path: Path) -> None:
         wait_until(ready, timeout=30, what="the gateway ready")
         r = httpx.get(base + "/v1/models", headers={"Authorization": "Bearer sk-serve-test-1"})
         models = [m for r in REGISTRY.values() for m in r.models]
-        assert r.status_code == 200 and len(r.json()["data"]) == len(models) == 15
+        assert r.status_code == 200 and len(r.json()["data"]) == len(models) == 21
         assert EmbeddedRedis(data)._ready()
     finally:
         interrupt(proc)

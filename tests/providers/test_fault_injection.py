@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.api.app import create_app
 from gateway.infra.settings import Settings
-from gateway.jobs.create import CREATE_RETRIES
+from gateway.jobs.sending import CREATE_RETRIES
 from gateway.store.store import JobRecord
 from tests.conftest import TEST_KEY
 from tests.support.clock import FakeClock, use_breaker_clock
@@ -249,10 +249,10 @@ def test_create_never_confirmed_fails_with_outcome_unknown_after_the_bound(
     gateway: Callable[..., Gateway], sim: Sim, up: Upstream
 ) -> None:
     sim.set({**up.create_answer_late(LATE, count=1), **up.callbacks(False)})
-    # The bound is counted from the job's creation, and the background refresher applies
-    # it even to a create still waiting for its answer: it must be well beyond the read
-    # timeout, or the job fails before the create has answered "queued". (The create is
-    # the only upstream call here: a short read timeout cuts nothing else.)
+    # The bound is counted from the job's creation; it never ends a create still waiting
+    # for its answer (tests/gateway/test_lost_creates.py), but one beyond the read timeout
+    # lets the create answer "queued" first. (The create is the only upstream call here:
+    # a short read timeout cuts nothing else.)
     gw = gateway(
         {**up.env(sim.url, read_timeout=0.5), "GATEWAY_UNKNOWN_OUTCOME_SECONDS": "3"},
         callbacks=True,

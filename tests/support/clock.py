@@ -64,15 +64,18 @@ def use_breaker_clock(app: Any, provider: str, clock: FakeClock) -> CircuitBreak
 
 
 async def age_job(store: Store, job_id: str, seconds: float) -> JobRecord:
-    """The job as if created, updated and refreshed ``seconds`` earlier, its refresh lease
-    (Redis' clock) expired: what ``seconds`` of waiting would leave in the store."""
+    """The job as if created, updated and refreshed ``seconds`` earlier (its create's
+    deadline too), its refresh lease (Redis' clock) expired: what ``seconds`` of waiting
+    would leave in the store."""
 
     def older(record: JobRecord) -> JobRecord:
+        until = record.submit_until
         return msgspec.structs.replace(
             record,
             created_at=record.created_at - seconds,
             updated_at=record.updated_at - seconds,
             refreshed_at=record.refreshed_at - seconds,
+            submit_until=None if until is None else until - seconds,
         )
 
     done = await store.update_job(job_id, older)

@@ -6,12 +6,12 @@ native step per ``fetch``: ``WAITING`` → ``RUNNING`` → ``DONE`` (or ``BROKEN
 ``{"mystery": true}``). Every call is counted so tests can assert upstream traffic.
 
 Fault knobs: ``submit_errors`` / ``fetch_errors`` (raised in order, one per call, before
-calls succeed again), ``submit_delay`` / ``fetch_delay`` (seconds), ``fetch_gate`` (an
-``asyncio.Event`` every fetch waits for: a slow upstream the test releases when it
-chooses), ``rate_limited``, ``fetch_error`` (raised on every fetch). ``fetched`` counts
-the fetches per gateway job id. A callback body ``{"native_id": ...}`` names the
-native job, as real providers' callbacks do, so a create whose answer was lost can be
-reconciled.
+calls succeed again), ``submit_delay`` / ``fetch_delay`` (seconds), ``submit_gate`` /
+``fetch_gate`` (an ``asyncio.Event`` every create / fetch waits for: a slow upstream the
+test releases when it chooses), ``rate_limited``, ``fetch_error`` (raised on every
+fetch). ``fetched`` counts the fetches per gateway job id. A callback body
+``{"native_id": ...}`` names the native job, as real providers' callbacks do, so a
+create whose answer was lost can be reconciled.
 
 ``SyncEchoProvider`` (``echo-sync/v1``) is the contract's synchronous shape: ``start``
 runs the generation to its end and answers ``Finished`` with the artefacts (the bytes
@@ -110,6 +110,7 @@ class EchoProvider:
         self.submit_delay = 0.0
         self.fetch_delay = 0.0
         self.fetch_gate: asyncio.Event | None = None
+        self.submit_gate: asyncio.Event | None = None
         self.closed = False
         self.callback_headers: list[dict[str, str]] = []
 
@@ -129,6 +130,8 @@ class EchoProvider:
         self.calls["submit"] += 1
         if self.submit_delay:
             await asyncio.sleep(self.submit_delay)
+        if self.submit_gate is not None:
+            await self.submit_gate.wait()
         if self.submit_errors:
             raise self.submit_errors.pop(0)
         if self.rate_limited:

@@ -1,4 +1,5 @@
-"""Both provider simulators behind one interface: for fault-injection tests and the soak.
+"""The asynchronous providers' simulators behind one interface: for fault-injection tests
+and the soak.
 
 An ``Upstream`` knows its simulator app, the gateway environment that points its provider
 at a served simulator, each fault class as that simulator's knobs (a ``POST
@@ -22,10 +23,12 @@ import httpx
 
 from providers.musicgpt.simulator import SimulatorConfig as MusicGPTConfig
 from providers.musicgpt.simulator import create_simulator as musicgpt_simulator
+from providers.suno.simulator import SimulatorConfig as SunoConfig
+from providers.suno.simulator import create_simulator as suno_simulator
 from providers.tempolor.simulator import SimulatorConfig as TemPolorConfig
 from providers.tempolor.simulator import create_simulator as tempolor_simulator
 
-__all__ = ["UPSTREAMS", "MusicGPT", "TemPolor", "Upstream"]
+__all__ = ["UPSTREAMS", "MusicGPT", "Suno", "TemPolor", "Upstream"]
 
 Patch = dict[str, Any]
 
@@ -269,4 +272,73 @@ class TemPolor(Upstream):
         return int(stats["creates_accepted"])
 
 
-UPSTREAMS: dict[str, Upstream] = {"musicgpt": MusicGPT(), "tempolor": TemPolor()}
+#: An HTTP status as sunoapi.org says it: a request-level code inside an HTTP 200 (its
+#: rate limit is 430; 429 there means insufficient credits).
+_SUNO_CODES = {429: 430, 402: 429}
+
+
+@dataclass(frozen=True)
+class Suno(Upstream):
+    name: str = "suno"
+    model: str = "suno/v4.5"
+    credential: str = "sk-suno-fault-key-5be2"
+
+    def app(self) -> Any:
+        return suno_simulator(SunoConfig(api_key=self.credential))
+
+    def env(
+        self, url: str, *, read_timeout: float | None = None, connect_timeout: float = 1.0
+    ) -> dict[str, str]:
+        env = {
+            "SUNO_API_KEY": self.credential,
+            "SUNO_BASE_URL": url,
+            "SUNO_CONNECT_TIMEOUT": str(connect_timeout),
+        }
+        if read_timeout is not None:
+            env["SUNO_READ_TIMEOUT"] = str(read_timeout)
+        return env
+
+    def fast(self, **timing: float) -> Patch:
+        queue, run = timing.get("queue", 0.1), timing.get("run", 0.3)
+        return {
+            "text_seconds": queue,
+            "first_seconds": queue + run / 2,
+            "complete_seconds": queue + run,
+            "faults": [],
+            "callbacks": True,
+            "creates_per_window": None,
+            "end_word": None,
+        }
+
+    def _faults(self, **rule: Any) -> Patch:
+        return {"faults": [rule]}
+
+    def create_error(
+        self, status: int, *, retry_after: int | None = None, count: int | None = None
+    ) -> Patch:
+        code = _SUNO_CODES.get(status, status)
+        return self._faults(code=code, endpoints=["create"], count=count, retry_after=retry_after)
+
+    def create_latency(self, seconds: float, count: int | None = None) -> Patch:
+        return self._faults(latency=seconds, endpoints=["create"], count=count)
+
+    def create_malformed(self, count: int | None = None) -> Patch:
+        return self._faults(malformed=True, endpoints=["create"], count=count)
+
+    def create_answer_late(self, seconds: float, count: int | None = 1) -> Patch:
+        return self._faults(latency=seconds, endpoints=["create"], count=count, after_create=True)
+
+    def status_error(self, status: int, count: int | None = None) -> Patch:
+        return self._faults(code=_SUNO_CODES.get(status, status), endpoints=["status"], count=count)
+
+    def status_malformed(self, count: int | None = None) -> Patch:
+        return self._faults(malformed=True, endpoints=["status"], count=count)
+
+    def status_latency(self, seconds: float, count: int | None = None) -> Patch:
+        return self._faults(latency=seconds, endpoints=["status"], count=count)
+
+    def jobs_made(self, stats: dict[str, Any]) -> int:
+        return int(stats["creates_accepted"])
+
+
+UPSTREAMS: dict[str, Upstream] = {"musicgpt": MusicGPT(), "tempolor": TemPolor(), "suno": Suno()}

@@ -122,8 +122,10 @@ def test_instrumental_with_native_block_in_wav(gateway: Gateway, sim: Sim) -> No
          "tempolor.tonality"),
         ({"model": "tempolor/i4", "tempolor": {"midiItemId": "m"}}, "unsupported_parameter",
          "tempolor.midiItemId"),
-        ({"model": "tempolor/v4.8", "duration": 30}, "unsupported_parameter", "duration"),
-        ({"model": "tempolor/i3", "lyrics": "words"}, "unsupported_parameter", "lyrics"),
+        ({"model": "tempolor/v4.8", "duration": 30, "provider": {"require_parameters": True}},
+         "unsupported_parameter", "duration"),
+        ({"model": "tempolor/i3", "lyrics": "words", "provider": {"require_parameters": True}},
+         "unsupported_parameter", "lyrics"),
     ],
 )  # fmt: skip
 def test_requests_tempolor_cannot_honour_are_400s(
@@ -135,6 +137,15 @@ def test_requests_tempolor_cannot_honour_are_400s(
     if param == "instrumental":
         assert "tempolor/i3, tempolor/i3.5, tempolor/i4" in r.json()["description"]
     assert sim.stats()["creates_accepted"] + sim.stats()["creates_rejected"] == 0
+
+
+def test_fields_tempolor_cannot_use_are_warnings_and_never_sent(gateway: Gateway, sim: Sim) -> None:
+    body = {"model": "tempolor/i3", "prompt": "p", "lyrics": "words", "duration": 30}
+    r = gateway().post("/v1/music/generate", json=body)
+    assert r.status_code == 200, r.text
+    assert sorted(w["param"] for w in r.json()["warnings"]) == ["duration", "lyrics"]
+    sent = sim.creates()[0]["body"]
+    assert "words" not in str(sent) and "lyrics" not in sent
 
 
 def test_404_after_completion_is_not_ready_yet(gateway: Gateway, sim: Sim) -> None:
