@@ -5,9 +5,11 @@ with its normalized request, and enqueues one SAQ job on a Redis queue that ever
 process shares; every process runs a SAQ worker. One attempt at a job:
 
 1. The job is final or gone: nothing to do.
-2. ``started_at`` is set: an earlier attempt began the upstream call and its worker died
-   (SAQ's sweep hands the job back once its heartbeat lapses). The request may have
-   reached the provider: the job fails ``upstream_outcome_unknown``, never sent again.
+2. ``started_at`` is set: an earlier attempt began the upstream call. If its lease is
+   still renewed, it is running (SAQ delivers at least once: the same attempt can come
+   twice): this one leaves it and looks again a lapse later. Else its worker died (SAQ's
+   sweep hands the job back once its heartbeat lapses); the request may have reached the
+   provider: the job fails ``upstream_outcome_unknown``, never sent again.
 3. A lease among the provider's concurrency (``GATEWAY_CONCURRENCY``, Redis, shared by
    every process). None free: the job is enqueued again for when one may free up, and
    stays ``queued``.
@@ -19,7 +21,9 @@ process shares; every process runs a SAQ worker. One attempt at a job:
    failure): the same, a bounded number of times. Any other failure fails the job with
    its code; a lost answer with ``upstream_outcome_unknown``.
 
-The background refresher is the last safety net: a synchronous job not final within
+An attempt that fails on the store (a Redis outage) is tried again by SAQ with backoff
+(``RETRIES``, about half a minute in all) rather than dropped. The background refresher
+is the last safety net: a synchronous job not final within
 ``GATEWAY_UNKNOWN_OUTCOME_SECONDS`` of its last attempt is failed the same way.
 
 Usage (the app's lifespan)::
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,15 +48,15 @@ from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
 
 from gateway.jobs.core import JobCore
+from gateway.jobs.mirror import Mirror
 from gateway.jobs.records import (
     UNKNOWN_OUTCOME,
     merge_snapshot,
-    native_format,
     outcome_unknown,
 )
 from gateway.jobs.requests import debug_info, load_diagnostics, load_request
 from gateway.jobs.sink import ArtefactSink
-from gateway.store.store import JobRecord, Notice
+from gateway.store.store import JobRecord
 from providers import diagnostics
 from providers.base import (
     Finished,
@@ -69,6 +74,7 @@ log = structlog.get_logger("gateway.jobs.generate")
 
 LAPSES = 3  # heartbeats a generation may miss before it is taken for dead (swept)
 NEVER_LEFT_RETRIES = 3  # attempts again for a request that provably never left
+RETRIES = 10  # SAQ's tries of one attempt: swept, or failed on Redis (0.5 s, doubling to 5 s)
 DEFAULT_CONCURRENCY = 4  # a synchronous provider that documents no limit
 BUSY_RETRY = 1.0  # seconds at most before a job that found no free place tries again
 SHUTDOWN_GRACE = 5.0  # seconds a stopping process lets its generations finish
@@ -95,7 +101,8 @@ class Generations:
         self.queue = RedisQueue(
             Redis.from_url(queue_url), name=f"{core.settings.redis_prefix}generate"
         )
-        core.on_completed.append(self._on_completed)
+        self.mirror = Mirror(core, sink, self.queue)
+        core.on_completed.append(self.mirror.on_completed)
         self.heartbeat = core.settings.worker_heartbeat
         self.lapse = max(1.0, LAPSES * self.heartbeat)  # seconds of silence: dead
         self._running = 0  # attempts under way in this process
@@ -112,8 +119,10 @@ class Generations:
                 kwargs={"job_id": job_id, "attempt": attempt},
                 key=f"{job_id}:{attempt}",
                 timeout=0,  # the provider's own timeouts bound the call
-                heartbeat=max(1, round(self.lapse)),
-                retries=2,  # a swept attempt comes back to ``generate``, which decides
+                heartbeat=math.ceil(self.lapse),  # swept only once its lease has lapsed
+                retries=RETRIES,  # a swept attempt comes back to ``generate``, which decides
+                retry_delay=0.5,
+                retry_backoff=5.0,
                 scheduled=int(time.time() + delay) if delay > 0 else 0,
                 ttl=3600,
             )
@@ -128,8 +137,8 @@ class Generations:
             self.queue,
             functions=[
                 ("generate", self._generate),
-                ("mirror", self._mirror),
-                ("expire_artefacts", self._expire),
+                ("mirror", self.mirror.copy),
+                ("expire_artefacts", self.mirror.expire),
             ],
             concurrency=self.core.settings.worker_concurrency,
             timers={"sweep": max(1, round(self.heartbeat))},
@@ -149,75 +158,10 @@ class Generations:
                 await runner
             await self.queue.disconnect()
 
-    # ------------------------------------------------ mirror and artefact retention
-
     @property
     def converts(self) -> bool:
-        """Whether an asynchronous job's audio can be converted (``ogg``, ``aac``): its
-        stored copy, the mirror's, is made where an artefact store is."""
-        return self.sink.store is not None
-
-    async def _on_completed(self, record: JobRecord) -> None:
-        """Copy an asynchronous job's audio in: every job's under
-        ``GATEWAY_ARTEFACT_MIRROR``, else a job whose format needs a conversion."""
-        provider = self.core.providers.get(record.provider)
-        converting = record.format != self._native(record)
-        if not (self.core.settings.artefact_mirror or converting):
-            return
-        if provider is not None and not provider.catalog.synchronous:
-            await self.queue.enqueue(
-                saq.Job("mirror", kwargs={"job_id": record.id}, key=f"mirror:{record.id}")
-            )
-
-    def _native(self, record: JobRecord) -> str:
-        """The format the job's provider was asked for."""
-        spec = self.core.catalog.get(record.model)
-        return native_format(record.format, spec.formats) if spec else record.format
-
-    async def _mirror(self, ctx: dict[str, Any], *, job_id: str) -> None:
-        """Copy a completed asynchronous job's outputs in; on failure the provider's own
-        URLs stay (logged), the job stays completed."""
-        record = await self.core.store.get_job(job_id)
-        if record is None or record.status != "completed":
-            return
-        try:
-            copied = await self.sink.mirror(record, record.outputs)
-        except ProviderError as exc:
-            log.warning("artefact_mirror_failed", job_id=job_id, error=exc.message)
-            why = exc.message
-            if record.format != self._native(record):  # the client must know
-                await self.core.store.update_job(job_id, lambda job: _unconverted(job, why))
-            return
-        original = record.outputs
-
-        def apply(job: JobRecord) -> JobRecord | None:
-            if job.outputs != original:  # changed meanwhile (renewed URLs): next time
-                return None
-            job.outputs = copied
-            job.refresh_after = None  # stored copies need no renewal
-            job.version += 1
-            return job
-
-        await self.core.store.update_job(job_id, apply)
-        await self._retain(job_id)
-
-    async def _retain(self, job_id: str) -> None:
-        """Stored artefacts go when their job does (its retention period)."""
-        when = time.time() + self.core.settings.job_retention_seconds
-        await self.queue.enqueue(
-            saq.Job(
-                "expire_artefacts",
-                kwargs={"job_id": job_id},
-                key=f"expire:{job_id}",
-                scheduled=int(when),
-            )
-        )
-
-    async def _expire(self, ctx: dict[str, Any], *, job_id: str) -> None:
-        store = self.sink.store
-        if store is not None:
-            removed = await store.delete_prefix(f"{job_id}/")
-            log.info("artefacts_expired", job_id=job_id, removed=removed)
+        """Whether an asynchronous job's audio can be converted (``mirror.py``)."""
+        return self.mirror.converts
 
     # -------------------------------------------------------------------- one attempt
 
@@ -233,7 +177,11 @@ class Generations:
         if record is None or is_final(record.status) or record.request is None:
             return
         structlog.contextvars.bind_contextvars(job_id=job_id, provider=record.provider)
-        if record.started_at is not None:  # an attempt died after it may have sent
+        if record.started_at is not None:  # an attempt began the upstream call
+            if await self.core.limits.leased(record.provider, job_id):  # and it runs
+                log.info("generation_running_elsewhere", job_id=job_id)
+                await self.enqueue(job_id, delay=self.lapse, attempt=attempt + 1)
+                return
             await self._fail(record, JobError(code=UNKNOWN_OUTCOME, message=_DIED))
             return
         provider = self.core.providers[record.provider]
@@ -244,24 +192,27 @@ class Generations:
             await self._again(record, min(max(wait, 0.2), BUSY_RETRY), attempt, "concurrency_busy")
             return
         beat = asyncio.create_task(self._beat(ctx["job"], record.provider, job_id, provider))
+        ours = True
         try:
-            await self._attempt(record, provider, attempt)
+            ours = await self._attempt(record, provider, attempt)
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-            await self.core.limits.release(record.provider, job_id)
+            if ours:  # (not the lease of another attempt at the job, running it)
+                await self.core.limits.release(record.provider, job_id)
 
-    async def _attempt(self, record: JobRecord, provider: Provider, attempt: int) -> None:
+    async def _attempt(self, record: JobRecord, provider: Provider, attempt: int) -> bool:
+        """Run the attempt; False when another attempt got there first."""
         begun = await self._mark_started(record)
         if begun is None:
-            return
+            return False
         spec = self.core.catalog[begun.model]
         req = load_request(begun, spec, provider)
         wanted = load_diagnostics(begun)  # the create's answer shows the upstream call
         if wanted is None:
             await self._run(begun, provider, req, attempt)
-            return
+            return True
         with diagnostics.capture() as exchanges:
             await self._run(
                 begun,
@@ -270,6 +221,7 @@ class Generations:
                 attempt,
                 lambda: debug_info(exchanges, wanted, begun.callback_token),
             )
+        return True
 
     async def _run(
         self,
@@ -310,7 +262,7 @@ class Generations:
             )
         outputs = await self.sink.store_all(record, started, fmt)
         if self.sink.store is not None:
-            await self._retain(record.id)
+            await self.mirror.retain(record.id)
         return Snapshot(status="completed", progress=100, outputs=outputs)
 
     # -------------------------------------------------------------------- the record
@@ -396,19 +348,6 @@ class Generations:
             with contextlib.suppress(Exception):  # a missed beat is retried next time
                 await job.update()
                 await self.core.limits.lease(provider, job_id, limit=self.limit(p), ttl=self.lapse)
-
-
-def _unconverted(job: JobRecord, why: str) -> JobRecord | None:
-    """The job's audio stays in the provider's format: said in its warnings."""
-    if any(n.param == "format" for n in job.notices):
-        return None
-    message = f"The audio could not be converted to {job.format} ({why}); it is"
-    job.notices = [
-        *job.notices,
-        Notice(code="format_not_converted", param="format", message=message + " as made."),
-    ]
-    job.version += 1
-    return job
 
 
 _DIED = (

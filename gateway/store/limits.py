@@ -99,6 +99,15 @@ local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, tostring(math.max(0, tonumber(first[2]) - now))}
 """
 
+# Whether ``member`` holds a lease on KEYS[1] now (its expiry is in the future).
+LEASED_LUA = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if expiry and tonumber(expiry) > now then return 1 end
+return 0
+"""
+
 
 class Grant(NamedTuple):
     allowed: bool
@@ -127,6 +136,7 @@ class Limits:
         self.redis = redis
         self._take = redis.register_script(TAKE)
         self._lease = redis.register_script(LEASE_LUA)
+        self._leased = redis.register_script(LEASED_LUA)
 
     def bucket_key(self, bucket: str) -> str:
         return f"{self.prefix}bucket:{{{bucket}}}"
@@ -157,6 +167,10 @@ class Limits:
         (held, seconds until a place may free up when not held)."""
         held, wait = await self._lease(keys=[self.lease_key(name)], args=[member, limit, ttl])
         return bool(held), float(wait)
+
+    async def leased(self, name: str, member: str) -> bool:
+        """Whether ``member`` holds one of ``name``'s leases now (renewed, not lapsed)."""
+        return bool(await self._leased(keys=[self.lease_key(name)], args=[member]))
 
     async def release(self, name: str, member: str) -> None:
         await self.redis.zrem(self.lease_key(name), member)

@@ -51,7 +51,7 @@ from providers.registry import SIMULATORS
 from tests.conftest import TEST_KEY
 from tests.support.chaos_checks import audio_problems, figures, webhook_problems
 from tests.support.chaos_load import MODELS, SYNC, Load, Order, Replicas
-from tests.support.chaos_redis import ChaosRedis, SingleRedis
+from tests.support.chaos_redis import ChaosRedis, ClusterRedis
 from tests.support.door import Door
 from tests.support.gateway_process import spawn_gateway, stop_gateway, wait_ready
 from tests.support.receiver import Receiver, Recorder
@@ -137,8 +137,9 @@ CALM: dict[str, dict[str, Any]] = {
 
 @pytest.fixture
 def chaos_redis(tmp_path: Path) -> Iterator[ChaosRedis]:
-    """The Redis topology every gateway process shares, and whose one server restarts."""
-    with SingleRedis(tmp_path / "redis") as redis:
+    """The Redis topology every gateway process shares, and whose one server restarts
+    (``SingleRedis`` here runs the same test on one Redis)."""
+    with ClusterRedis(tmp_path / "redis") as redis:
         yield redis
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.api.app import create_app
 from gateway.api.prefer import prefer_wait
@@ -18,6 +19,7 @@ from gateway.infra.settings import Settings
 from gateway.store.store import JobRecord
 from tests.conftest import app_client
 from tests.support.echo import EchoProvider, SyncEchoProvider
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.both_redis
 
@@ -168,16 +170,70 @@ async def test_an_attempt_that_died_after_it_may_have_sent_is_never_run_again(
     sync.gate = asyncio.Event()  # hold the worker's own attempt
     record = await _stored(client)
     await _until(lambda: sync.in_flight == 1)
-    # As a worker that died mid-call leaves it: started, not final; its SAQ job swept
-    # and tried again.
+    # As a worker that died mid-call leaves it: started, not final, its lease lapsed (no
+    # heartbeat renews it; this one's next beat is 10 s away); its SAQ job swept and tried
+    # again.
     died = msgspec.structs.replace(record, started_at=time.time() - 60)
     await app.state.store.put_job(died)
+    await app.state.jobs.core.limits.release("echo-sync", record.id)
     calls = sync.calls["submit"]
     await app.state.jobs.generations.enqueue(record.id, attempt=7)
     job = await _final(client, record.id)
     assert job["status"] == "failed" and job["error"]["code"] == "upstream_outcome_unknown"
     assert sync.calls["submit"] == calls  # not sent again
     sync.gate.set()
+
+
+async def test_an_attempt_delivered_twice_leaves_the_one_running(
+    gateway: tuple[httpx.AsyncClient, SyncEchoProvider],
+) -> None:
+    """SAQ delivers at least once: the same attempt can run twice at a time (seen in the
+    chaos test, a sweep racing a retry). The second finds the call begun by an attempt
+    whose lease is renewed: it leaves it, and the job completes."""
+    client, sync = gateway
+    app: Any = client.app  # type: ignore[attr-defined]
+    generations = app.state.jobs.generations
+    sync.gate = asyncio.Event()  # hold the worker's own attempt mid-call
+    record = await _stored(client)
+    await _until(lambda: sync.in_flight == 1)
+    await generations.enqueue(record.id, attempt=7)  # the same attempt, delivered again
+
+    async def done() -> bool:
+        again = await generations.queue.job(f"{record.id}:7")
+        return again is not None and again.status == "complete"
+
+    await eventually(done, what="the second delivery done")
+    assert (await client.get(f"{URL}/{record.id}")).json()["status"] == "in_progress"
+    sync.gate.set()
+    job = await _final(client, record.id)
+    assert job["status"] == "completed", job
+    assert sync.calls["submit"] == 1
+
+
+async def test_an_attempt_that_fails_on_the_store_is_tried_again_not_dropped(
+    gateway: tuple[httpx.AsyncClient, SyncEchoProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis unreachable for a moment (the chaos test restarts a cluster master): the
+    attempt's first reads fail. SAQ tries it again with backoff, and it runs: the job is
+    not left queued until the refresher fails it ``upstream_outcome_unknown``."""
+    client, sync = gateway
+    store = client.app.state.store  # type: ignore[attr-defined]
+    sync.gate = asyncio.Event()  # hold the create's wait off: nothing reads the job
+    get_job, failures = store.get_job, []
+
+    async def down(job_id: str) -> JobRecord | None:
+        if len(failures) < 3:
+            failures.append(job_id)
+            raise RedisConnectionError("Connection refused")
+        return await get_job(job_id)
+
+    monkeypatch.setattr(store, "get_job", down)
+    r = await client.post(URL, json=SYNC, headers={"Prefer": "respond-async"})
+    await _until(lambda: sync.in_flight == 1)  # after three failed tries, it ran
+    sync.gate.set()
+    job = await _final(client, r.json()["id"])
+    assert job["status"] == "completed" and len(failures) == 3, job
+    assert sync.calls["submit"] == 1
 
 
 async def test_an_attempt_that_died_before_the_call_runs_normally(

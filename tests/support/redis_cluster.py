@@ -7,11 +7,15 @@ Usage::
     with RedisClusterServers(tmp_path) as cluster:
         cluster.url       # "redis://127.0.0.1:PORT/0", a seed node (REDIS_CLUSTER=true)
         cluster.ports     # the three masters' ports
+
+    with RedisClusterServers(tmp_path, appendonly=True) as cluster:   # fsynced AOF
+        cluster.restart(1)     # master 1 killed (SIGKILL), started again on its files
 """
 
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import subprocess
 import time
@@ -61,8 +65,9 @@ def _command(port: int, *args: str | int, timeout: float = 5.0) -> bytes:
 class RedisClusterServers:
     """Start three cluster-mode masters in ``root``; stop them (and their files) after."""
 
-    def __init__(self, root: Path, *, masters: int = 3) -> None:
+    def __init__(self, root: Path, *, masters: int = 3, appendonly: bool = False) -> None:
         self.root = root
+        self.appendonly = appendonly  # with appendfsync always: a kill loses no write
         self.ports: list[int] = []
         for _ in range(masters):
             self.ports.append(cluster_port(set(self.ports)))
@@ -72,34 +77,36 @@ class RedisClusterServers:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.ports[0]}/0"
 
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+        home = self.root / str(port)
+        home.mkdir(parents=True, exist_ok=True)
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.appendonly
+            else ["--appendonly", "no"]
+        )
+        args = [
+            redis_server_binary(),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", str(home),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(home / "nodes.conf"),
+            "--cluster-node-timeout", "5000",
+            *persistence,
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--loglevel", "warning",
+            "--logfile", str(home / "redis.log"),
+        ]  # fmt: skip
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
     def start(self, timeout: float = 30.0) -> RedisClusterServers:
-        binary = redis_server_binary()
         for port in self.ports:
-            home = self.root / str(port)
-            home.mkdir(parents=True, exist_ok=True)
-            args = [
-                binary,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--dir", str(home),
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(home / "nodes.conf"),
-                "--cluster-node-timeout", "5000",
-                "--appendonly", "no",
-                "--save", "",
-                "--daemonize", "no",
-                "--protected-mode", "yes",
-                "--loglevel", "warning",
-                "--logfile", str(home / "redis.log"),
-            ]  # fmt: skip
-            self.processes.append(
-                subprocess.Popen(
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            self.processes.append(self._spawn(port))
         try:
             deadline = time.monotonic() + timeout
             for port in self.ports:
@@ -114,6 +121,19 @@ class RedisClusterServers:
             self.stop()
             raise
         return self
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        """Kill master ``index`` (SIGKILL: no shutdown, no last write) and start it again
+        on its port and files (``nodes.conf``, the append-only file); return once every
+        master sees the cluster whole again."""
+        proc = self.processes[index]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout)
+        self.processes[index] = self._spawn(self.ports[index])
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            self._wait(deadline, lambda p=port: b"cluster_state:ok" in self._info(p))
+            self._wait(deadline, lambda p=port: self._knows_all(p))
 
     def _assign_slots(self) -> None:
         """Contiguous ranges, one per master (ADDSLOTSRANGE is Redis 7: ADDSLOTS lists)."""
