@@ -3,10 +3,10 @@ a careful client makes them while processes die and Redis restarts.
 
 Every create carries an ``Idempotency-Key`` and a marker (``tests/support/door.py``) in
 its prompt. A create whose connection dies (its process was killed), or that meets 503
-``store_unavailable`` or a 409 with ``Retry-After`` (the key's first request is still
-under way), is sent again with the same key, to any live process, until it gets another
-answer: a 2xx (the job is *accepted*) or a final refusal (kept with its status and
-code). How long a key answered 409 is its *409 window*.
+``store_unavailable``, a 500 or a 409 with ``Retry-After`` (the key's first request is
+still under way), is sent again with the same key, to any live process, until it gets
+another answer: a 2xx (the job is *accepted*) or a final refusal (kept with its status
+and code). How long a key answered 409 is its *409 window*.
 
 Usage::
 
@@ -111,6 +111,8 @@ class Load:
         self.http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=64))
         self.orders: list[Order] = []
         self.unexpected: list[str] = []  # answers no client should get, even now
+        self.store_unavailable = 0  # 503s while Redis restarted (the outage, as felt)
+        self.internal_errors = 0  # 500s (tried again; the test reads the gateways' logs)
         self.crashes: list[BaseException] = []  # a worker thread's end by an exception
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
@@ -160,11 +162,15 @@ class Load:
                 continue
             name = None
             code = _error(resp)
-            if (resp.status_code == 409 and "retry-after" in resp.headers) or (
-                resp.status_code == 503 and code == "store_unavailable"
+            if (
+                (resp.status_code == 409 and "retry-after" in resp.headers)
+                or (resp.status_code == 503 and code == "store_unavailable")
+                or resp.status_code == 500  # safe to try again: the key replays the job
             ):
                 if resp.status_code == 409 and order.first_409 is None:
                     order.first_409 = time.monotonic()
+                self.store_unavailable += resp.status_code == 503
+                self.internal_errors += resp.status_code == 500
                 time.sleep(PAUSE)
                 continue
             if order.first_409 is not None:
@@ -204,8 +210,10 @@ class Load:
                 return resp.json()
             if resp.status_code == 404:
                 return None
-            if resp.status_code != 503:
+            if resp.status_code not in (500, 503):
                 self.unexpected.append(f"GET {job_id}: {resp.status_code} {resp.text[:300]}")
+            self.store_unavailable += resp.status_code == 503
+            self.internal_errors += resp.status_code == 500
             time.sleep(PAUSE)
         raise AssertionError(f"{job_id}: no answer from any process for {CREATE_BOUND} s")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from typing import Any
 
 
@@ -21,11 +22,13 @@ class Recorder:
     def __init__(self, script: tuple[int, ...] = ()) -> None:
         self.script = list(script)
         self.calls: list[tuple[dict[str, str], bytes]] = []
+        self.times: list[float] = []  # when each call came (epoch seconds)
         self.lock = threading.Lock()
 
     def next_status(self, headers: dict[str, str], body: bytes) -> int:
         with self.lock:
             self.calls.append((headers, body))
+            self.times.append(time.time())
             return self.script.pop(0) if self.script else 200
 
     def ids(self) -> list[str]:
