@@ -206,7 +206,7 @@ async def part_c1(stack: Stack) -> PartC1:
             *(Conn(stack.gateway.port, AUTH).open() for _ in range(i, min(JOBS, i + 100)))
         )
     try:
-        record = record_decoder.decode(stack.rdb.get(f"{PREFIX}job:{job['id']}"))
+        record = record_decoder.decode(stack.rdb.get(f"{PREFIX}job:{{{job['id']}}}"))
         before = stack.sim_stats("musicgpt")["status_calls"]
         due = record.refreshed_at + REFRESH_INTERVAL
         if time.time() >= due:
@@ -363,11 +363,11 @@ async def part_c2(stack: Stack) -> PartC2:
     mem_after = _memory(stack.rdb)
     pipe = stack.rdb.pipeline(transaction=False)
     for job_id in ids:
-        pipe.memory_usage(f"{PREFIX}job:{job_id}", samples=0)
+        pipe.memory_usage(f"{PREFIX}job:{{{job_id}}}", samples=0)
     sizes = [int(s or 0) for s in pipe.execute()]
     pipe = stack.rdb.pipeline(transaction=False)
     for job_id in ids:
-        pipe.get(f"{PREFIX}job:{job_id}")
+        pipe.get(f"{PREFIX}job:{{{job_id}}}")
     records = [record_decoder.decode(raw) for raw in pipe.execute() if raw]
     final = sum(1 for r in records if r.status == "completed")
     return PartC2(

@@ -6,9 +6,9 @@ Usage::
     app = create_app(Settings.from_env(env), providers=[MyTestProvider()])
 
 The lifespan starts the embedded Redis when ``REDIS_URL`` is unset, opens the Redis
-client, seeds bootstrap keys, opens the artefact store (``app.state.artefacts``), runs the
-webhook outbox and the background refresher, and stops them and closes every client
-(providers included) on the way out.
+client (one server's, or a cluster's: ``REDIS_CLUSTER``), seeds bootstrap keys, opens
+the artefact store (``app.state.artefacts``), runs the webhook outbox and the background
+refresher, and stops them and closes every client (providers included) on the way out.
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ from gateway.infra.settings import Settings, get_settings
 from gateway.jobs.admission import Admission
 from gateway.jobs.providers import credential_names, load_providers
 from gateway.jobs.refresher import Refresher
-from gateway.jobs.service import JobService
+from gateway.jobs.service import JobService, needs_queue
 from gateway.jobs.sink import ArtefactSink
 from gateway.notify.ssrf import check_webhook_url
 from gateway.notify.webhooks import WebhookOutbox
 from gateway.store.artefacts import ArtefactStore
 from gateway.store.embedded import EmbeddedRedis
-from gateway.store.redis_pool import connect
+from gateway.store.redis_pool import open_client
 from gateway.store.signing import UrlSigner, redis_secret
 from gateway.store.store import Store
 from providers.base import Provider
@@ -77,13 +77,22 @@ class GatewayPlugin(InitPluginProtocol):
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         s = self.settings
+        queue_url = s.queue_redis_url or (None if s.redis_cluster else s.redis_url)
+        if queue_url is None and s.redis_cluster and needs_queue(s, self.providers):
+            raise RuntimeError(
+                "REDIS_URL is a Redis Cluster: set GATEWAY_QUEUE_REDIS_URL to a single Redis "
+                "for the generation queue (SAQ cannot run on a cluster; README, Redis Cluster)"
+            )
         embedded: EmbeddedRedis | None = None
         url = s.redis_url
         if url is None:
             embedded = EmbeddedRedis(s.data_dir)
             url = embedded.start()
+            queue_url = queue_url or url
 
-        pool, redis = connect(url, timeout=s.redis_timeout, max_connections=REDIS_POOL_SIZE)
+        redis, close_redis = open_client(
+            url, cluster=s.redis_cluster, timeout=s.redis_timeout, max_connections=REDIS_POOL_SIZE
+        )
         store = Store(redis, prefix=s.redis_prefix, retention_seconds=s.job_retention_seconds)
         app.state.store = store
         # Outbound fetches of URLs we were given connect only to the addresses the SSRF
@@ -113,7 +122,7 @@ class GatewayPlugin(InitPluginProtocol):
 
         sink = ArtefactSink(artefacts, {p.name: p for p in self.providers}, guard=url_check)
         jobs = app.state.jobs = JobService(
-            store, self.providers, s, self.metrics, redis_url=url, sink=sink
+            store, self.providers, s, self.metrics, queue_url=queue_url, sink=sink
         )
         jobs.notifier.artefacts = artefacts
         app.state.admission = Admission(jobs.limits, s)
@@ -151,8 +160,7 @@ class GatewayPlugin(InitPluginProtocol):
             await artefact_http.aclose()
             for provider in self.providers:
                 await provider.aclose()
-            await redis.aclose()
-            await pool.aclose()
+            await close_redis()
             if embedded is not None:
                 embedded.stop()
 

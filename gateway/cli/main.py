@@ -94,8 +94,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _with_store(fn: Any) -> Any:
-    from redis.asyncio import Redis
-
+    from gateway.store.redis_pool import open_client
     from gateway.store.store import Store
 
     settings = Settings.from_env()
@@ -104,12 +103,14 @@ async def _with_store(fn: Any) -> Any:
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         url = embedded.start()
-    redis = Redis.from_url(url, socket_timeout=settings.redis_timeout)
+    redis, close = open_client(
+        url, cluster=settings.redis_cluster, timeout=settings.redis_timeout, max_connections=4
+    )
     try:
         store = Store(redis, prefix=settings.redis_prefix, retention_seconds=1)
         return await fn(store)
     finally:
-        await redis.aclose()
+        await close()
         if embedded is not None:
             embedded.stop()
 

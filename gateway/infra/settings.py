@@ -84,6 +84,41 @@ def _store_url(value: str | None) -> str | None:
     )
 
 
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def _redis(env: Mapping[str, str]) -> tuple[str | None, bool, str | None]:
+    """``REDIS_URL``, ``REDIS_CLUSTER`` and ``GATEWAY_QUEUE_REDIS_URL``, checked: (the URL
+    in redis-py's own schemes, whether it is a cluster, the queue's URL or None)."""
+    url = (env.get("REDIS_URL") or "").strip() or None
+    cluster = _bool(env, "REDIS_CLUSTER")
+    if url is not None:
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme.lower() in CLUSTER_SCHEMES:
+            url, cluster = f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}", True
+    if cluster:
+        scheme, _, rest = (url or "").partition("://")
+        if scheme.lower() not in {"redis", "rediss"}:
+            raise ValueError(
+                "REDIS_CLUSTER needs REDIS_URL=redis://host:port (or rediss://), a seed node "
+                "of the cluster; the embedded Redis and unix sockets are single servers"
+            )
+        database = rest.split("?", 1)[0].partition("/")[2]
+        if database not in {"", "0"}:
+            raise ValueError("REDIS_URL: a Redis Cluster has database 0 only")
+    queue = (env.get("GATEWAY_QUEUE_REDIS_URL") or "").strip() or None
+    if queue is not None and queue.partition("://")[0].lower() in CLUSTER_SCHEMES:
+        raise ValueError("GATEWAY_QUEUE_REDIS_URL must be a single Redis, not a cluster")
+    return url, cluster, queue
+
+
+def _prefix(value: str | None) -> str:
+    prefix = value or "mgw:"
+    if "{" in prefix or "}" in prefix:  # the keys' hash tags are ours (Redis Cluster)
+        raise ValueError("GATEWAY_REDIS_PREFIX must not contain { or }")
+    return prefix
+
+
 def _budgets(value: str | None) -> dict[str, float]:
     budgets = {}
     for part in _csv(value):
@@ -117,7 +152,21 @@ class Settings:
 
     redis_url: str | None = None
     """[REDIS_URL] Redis to store jobs and keys in. Unset: start an embedded redis-server
-    persisting under ``data_dir`` with an append-only file."""
+    persisting under ``data_dir`` with an append-only file. ``redis+cluster://host:port``
+    (or ``rediss+cluster://``): a Redis Cluster, reached through that seed node (stored
+    here with the plain ``redis://`` / ``rediss://`` scheme and ``redis_cluster`` set)."""
+
+    redis_cluster: bool = False
+    """[REDIS_CLUSTER] ``REDIS_URL`` (``redis://host:port``) is a seed node of a Redis
+    Cluster (or Valkey cluster, or a managed cluster-mode Redis): the gateway uses
+    redis-py's cluster client. Every key a script touches shares one hash tag."""
+
+    queue_redis_url: str | None = None
+    """[GATEWAY_QUEUE_REDIS_URL] A single Redis (never a cluster) for the generation queue
+    of synchronous providers and the artefact mirror (SAQ, which cannot run on a cluster:
+    its scripts touch keys of several slots). Unset: ``REDIS_URL`` (or the embedded
+    Redis); with a cluster it must be set when the queue is needed, else the gateway
+    does not start."""
 
     data_dir: Path = Path(".data")
     """[GATEWAY_DATA_DIR] Where the embedded Redis keeps its files (default ``.data``)."""
@@ -278,10 +327,13 @@ class Settings:
         url_ttl = _float(env, "GATEWAY_ARTEFACT_URL_TTL", 3600.0)
         if url_ttl <= 0:
             raise ValueError("GATEWAY_ARTEFACT_URL_TTL must be a positive number of seconds")
+        redis_url, redis_cluster, queue_redis_url = _redis(env)
         return cls(
-            redis_url=(env.get("REDIS_URL") or "").strip() or None,
+            redis_url=redis_url,
+            redis_cluster=redis_cluster,
+            queue_redis_url=queue_redis_url,
             data_dir=Path(env.get("GATEWAY_DATA_DIR") or ".data"),
-            redis_prefix=env.get("GATEWAY_REDIS_PREFIX") or "mgw:",
+            redis_prefix=_prefix(env.get("GATEWAY_REDIS_PREFIX")),
             api_keys=_csv(env.get("GATEWAY_API_KEYS")),
             public_url=public_url,
             job_retention_seconds=int(retention_days * _DAY),

@@ -72,21 +72,25 @@ class JobCore:
         return max(self.settings.refresh_interval, 0.5)
 
     def follow(self, defer: float | None = None) -> Callable[[str, JobRecord], list[ZOp]]:
-        """The schedule and slot changes written together with a job update: a job that
-        turns final leaves the refresh schedule and frees its in-flight slot; one still in
-        flight is due again after ``defer`` (default: the refresh period)."""
+        """The schedule and slot changes applied after a job update, in this order (see
+        ``gateway/store/store.py``): a job that turns final frees its in-flight slot and
+        then leaves the refresh schedule; one still in flight is due again after
+        ``defer`` (default: the refresh period)."""
 
         def ops(before: str, after: JobRecord) -> list[ZOp]:
             if is_final(after.status):
-                if is_final(before):
-                    return []
-                slots = self.limits.slot_key(after.owner)
-                return [(self.store.due_key, after.id, None), (slots, after.id, None)]
+                return [] if is_final(before) else self.release(after)
             if self.settings.background_refresh:
                 return [(self.store.due_key, after.id, time.time() + (defer or self.period))]
             return []
 
         return ops
+
+    def release(self, record: JobRecord) -> list[ZOp]:
+        """What a final job gives back: its owner's slot, then its place on the schedule
+        (last: while it is scheduled, the refresher finds it final and releases it)."""
+        slots = self.limits.slot_key(record.owner)
+        return [(slots, record.id, None), (self.store.due_key, record.id, None)]
 
     async def changed(self, before: str, after: JobRecord, *, notify: bool = True) -> None:
         """After every stored update (whose schedule and slot changes ``follow`` wrote

@@ -24,7 +24,7 @@ The background refresher is the last safety net: a synchronous job not final wit
 
 Usage (the app's lifespan)::
 
-    generations = Generations(core, redis_url)
+    generations = Generations(core, queue_url, sink)      # queue_url: a single Redis
     task = asyncio.create_task(generations.run(stop))     # stop.set() to end
     await generations.enqueue(job_id)                      # after the record is stored
 """
@@ -84,13 +84,16 @@ class _Worker(saq.Worker):
 class Generations:
     """Enqueues synchronous generations and runs them (one worker per process)."""
 
-    def __init__(self, core: JobCore, redis_url: str, sink: ArtefactSink) -> None:
+    def __init__(self, core: JobCore, queue_url: str, sink: ArtefactSink) -> None:
         self.core = core
         self.sink = sink
         # Its own client (blocking dequeues, no command timeout); any URL redis-py takes,
-        # the embedded server's unix socket included (SAQ's from_url knows tcp only).
+        # the embedded server's unix socket included (SAQ's from_url knows tcp only). A
+        # single Redis always (``GATEWAY_QUEUE_REDIS_URL`` beside a cluster): SAQ's
+        # scripts and transactions span keys of several slots (its abort keys carry no
+        # part of the queue's name), so it cannot run on a Redis Cluster.
         self.queue = RedisQueue(
-            Redis.from_url(redis_url), name=f"{core.settings.redis_prefix}generate"
+            Redis.from_url(queue_url), name=f"{core.settings.redis_prefix}generate"
         )
         core.on_completed.append(self._on_completed)
         self.heartbeat = core.settings.worker_heartbeat

@@ -97,8 +97,11 @@ class Refreshes:
         """The background refresher's turn for one job: refresh it if due, expire a lost
         create, or put it back on the schedule."""
         record = await self.store.get_job(job_id)
-        if record is None or is_final(record.status):
-            await self.store.unschedule(job_id)  # final: zero upstream calls from here on
+        if record is None:
+            await self.store.unschedule(job_id)
+            return
+        if is_final(record.status):  # zero upstream calls from here on
+            await self.store.apply_zops(self.core.release(record))  # if a process died
             return
         now = time.time()
         if record.native_id is None:
@@ -143,9 +146,9 @@ class Refreshes:
         if not breaker.allow():
             log.info("refresh_skipped_circuit_open", job_id=record.id)
             return await self._not_refreshed(record, self.core.period)
-        # ... and across processes: one lease holder per refresh interval. Lease, a fresh
-        # read (the caller's copy may predate another holder's snapshot) and the budget
-        # come in one round trip.
+        # ... and across processes: one lease holder per refresh interval. The lease and a
+        # fresh read (the caller's copy may predate another holder's snapshot) come in one
+        # round trip, the budget after them.
         bucket = self.bucket(record)
         raw: bytes | None = None
         interval = self.settings.refresh_interval

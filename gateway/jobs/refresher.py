@@ -25,7 +25,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from gateway.jobs.service import JobService
-from gateway.store.store import Claimed
+from gateway.store.schedule import Claimed
 
 log = structlog.get_logger("gateway.jobs.refresher")
 

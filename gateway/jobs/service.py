@@ -43,6 +43,14 @@ from providers.base import ModelSpec, Provider, is_final
 __all__ = ["JobService", "to_public"]
 
 
+def needs_queue(settings: Settings, providers: list[Provider]) -> bool:
+    """Whether this gateway runs the generation queue: a synchronous provider is
+    configured, or the artefact mirror is on."""
+    return settings.artefact_mirror or any(
+        p.catalog.synchronous and p.configured for p in providers
+    )
+
+
 class JobService:
     """The lifecycle's entry points, one per path."""
 
@@ -53,18 +61,15 @@ class JobService:
         settings: Settings,
         metrics: Metrics | None = None,
         *,
-        redis_url: str | None = None,
+        queue_url: str | None = None,
         sink: ArtefactSink | None = None,
     ) -> None:
         self.notifier = Notifier(store)
         self.core = core = JobCore(store, providers, settings, metrics or Metrics(), self.notifier)
-        # Synchronous providers' generations: a SAQ queue on the same Redis (when known).
-        needed = settings.artefact_mirror or any(
-            p.catalog.synchronous and p.configured for p in providers
-        )
+        # Synchronous providers' generations: a SAQ queue on a single Redis (when known).
         self.generations = (
-            Generations(core, redis_url, sink or ArtefactSink(None))
-            if redis_url and needed
+            Generations(core, queue_url, sink or ArtefactSink(None))
+            if queue_url and needs_queue(settings, providers)
             else None
         )
         self.creates = Creates(core, self.generations)

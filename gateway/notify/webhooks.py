@@ -6,13 +6,14 @@ Every message is signed per https://www.standardwebhooks.com (headers ``webhook-
 receivers verify with ``standardwebhooks.Webhook(secret).verify(body, headers)`` and
 deduplicate by ``webhook-id`` (the same on every attempt).
 
-Redis keys (under the configured prefix)::
+Redis keys (under the configured prefix), all with one hash tag, ``{wh}``: the scripts
+touch the schedule with messages, so on a Redis Cluster the outbox is one slot::
 
-    wh:msg:{id}    hash: ``m`` (msgpack: url, secret, type, payload, created_at),
+    {wh}:msg:ID    hash: ``m`` (msgpack: url, secret, type, payload, created_at),
                    ``attempts``, ``last_error``, ``claim`` (token of the worker holding it)
-    wh:seen:{id}   dedup marker: enqueuing an id seen within the TTL is a no-op
-    wh:due         sorted set: id -> when it is next due (unix seconds, this host's clock)
-    wh:dead        capped list (newest first) of messages given up on (no secret, no body)
+    {wh}:seen:ID   dedup marker: enqueuing an id seen within the TTL is a no-op
+    {wh}:due       sorted set: id -> when it is next due (unix seconds, this host's clock)
+    {wh}:dead      capped list (newest first) of messages given up on (no secret, no body)
 
 Delivery: a worker claims due ids atomically (Lua) by moving them ``claim_seconds`` into
 the future; a crashed worker's claims therefore come back on their own. 2xx deletes the
@@ -54,9 +55,12 @@ import httpx
 import msgspec
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 from standardwebhooks import Webhook
 
 from gateway.infra.pinning import addresses_of, approved
+from gateway.notify.outbox_lua import CLAIM, ENQUEUE, FINISH, READ
 
 __all__ = [
     "DEAD_LETTER_LIMIT",
@@ -126,54 +130,6 @@ _dead_encoder = msgspec.json.Encoder()
 _dead_decoder = msgspec.json.Decoder(DeadLetter)
 _event_encoder = msgspec.json.Encoder()
 
-# KEYS: seen, msg, due.  ARGV: id, ttl, due_at, blob.
-_ENQUEUE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[2], 'm', ARGV[4], 'attempts', 0, 'last_error', '', 'claim', '')
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-return 1
-"""
-
-# KEYS: due.  ARGV: now, claimed_until, limit, msg key prefix, claim token.
-# Returns a flat list: id, blob, attempts, id, blob, attempts, ...
-_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, id in ipairs(ids) do
-  local key = ARGV[4] .. id
-  local f = redis.call('HMGET', key, 'm', 'attempts')
-  if f[1] then
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    redis.call('HSET', key, 'claim', ARGV[5])
-    out[#out + 1] = id
-    out[#out + 1] = f[1]
-    out[#out + 1] = f[2] or '0'
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return out
-"""
-
-# KEYS: msg, due, dead.  ARGV: id, token, action (done|retry|dead), next_due, attempts,
-# last_error, dead entry, dead limit.  Returns 0 when the claim was lost to another worker.
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then return 0 end
-if ARGV[3] == 'retry' then
-  redis.call('HSET', KEYS[1], 'attempts', ARGV[5], 'last_error', ARGV[6], 'claim', '')
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-  return 1
-end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if ARGV[3] == 'dead' then
-  redis.call('LPUSH', KEYS[3], ARGV[7])
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[8]) - 1)
-end
-return 1
-"""
-
 
 def encode_event(event_type: str, data: Any, at: float) -> bytes:
     """The Standard Webhooks payload shape: ``{"type", "timestamp" (RFC 3339), "data"}``."""
@@ -214,7 +170,7 @@ class WebhookOutbox:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         prefix: str,
         http: httpx.AsyncClient,
@@ -238,13 +194,14 @@ class WebhookOutbox:
         self._attempt_timeout = min(ATTEMPT_TIMEOUT, self._claim_seconds / 2)
         worst = sum(self._schedule) * (1 + JITTER) + self._claim_seconds * len(self._schedule)
         self._ttl = int(max(MESSAGE_TTL_SECONDS, worst + 3600))
-        self._msg_prefix = f"{prefix}wh:msg:"
-        self._seen_prefix = f"{prefix}wh:seen:"
-        self._due = f"{prefix}wh:due"
-        self._dead = f"{prefix}wh:dead"
-        self._enqueue_script = redis.register_script(_ENQUEUE)
-        self._claim_script = redis.register_script(_CLAIM)
-        self._finish_script = redis.register_script(_FINISH)
+        self._msg_prefix = f"{prefix}{{wh}}:msg:"
+        self._seen_prefix = f"{prefix}{{wh}}:seen:"
+        self._due = f"{prefix}{{wh}}:due"
+        self._dead = f"{prefix}{{wh}}:dead"
+        self._enqueue_script = redis.register_script(ENQUEUE)
+        self._claim_script = redis.register_script(CLAIM)
+        self._read_script = redis.register_script(READ)
+        self._finish_script = redis.register_script(FINISH)
 
     async def enqueue(
         self, *, msg_id: str, url: str, secret: str, event_type: str, payload: bytes
@@ -268,14 +225,19 @@ class WebhookOutbox:
     async def deliver_due(self, limit: int = 64) -> int:
         """Claim up to ``limit`` due messages, attempt them concurrently; return how many.
 
-        The outcomes of the batch are recorded in one pipeline (one Redis connection
-        however large the batch).
+        Claiming is two scripts (the due ids, then their messages, named as keys); the
+        outcomes of the batch are recorded in one script, however large the batch.
         """
         now = self._clock()
         token = secrets.token_hex(8)
-        flat = await self._claim_script(
-            keys=[self._due],
-            args=[repr(now), repr(now + self._claim_seconds), limit, self._msg_prefix, token],
+        ids = await self._claim_script(
+            keys=[self._due], args=[repr(now), repr(now + self._claim_seconds), limit]
+        )
+        if not ids:
+            return 0
+        ids = [_text(i) for i in ids]
+        flat = await self._read_script(
+            keys=[self._due, *(self._msg_prefix + i for i in ids)], args=[token, *ids]
         )
         claimed = [
             (_text(flat[i]), _msg_decoder.decode(flat[i + 1]), int(flat[i + 2]))
@@ -286,26 +248,19 @@ class WebhookOutbox:
         results = await asyncio.gather(
             *(self._attempt(msg_id, msg, attempts) for msg_id, msg, attempts in claimed)
         )
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for r in results:
-                await self._finish_script(
-                    keys=[self._msg_prefix + r.msg_id, self._due, self._dead],
-                    args=[
-                        r.msg_id,
-                        token,
-                        r.action,
-                        repr(r.next_due),
-                        r.attempt,
-                        r.error,
-                        r.dead,
-                        DEAD_LETTER_LIMIT,
-                    ],
-                    client=pipe,
-                )
-            recorded = await pipe.execute(raise_on_error=False)
+        args: list[Any] = [token, DEAD_LETTER_LIMIT]
+        for r in results:
+            args += [r.msg_id, r.action, repr(r.next_due), r.attempt, r.error, r.dead]
+        try:
+            recorded: list[Any] = await self._finish_script(
+                keys=[self._due, self._dead, *(self._msg_prefix + r.msg_id for r in results)],
+                args=args,
+            )
+        except RedisError as exc:  # not recorded: the claims come back later
+            recorded = [exc] * len(results)
         for r, ok in zip(results, recorded, strict=True):
             fields = {"msg_id": r.msg_id, "host": r.host, "attempt": r.attempt, "error": r.error}
-            if isinstance(ok, Exception):  # not recorded: the claim comes back later
+            if isinstance(ok, Exception):
                 log.warning("webhook_record_failed", **fields, cause=type(ok).__name__)
             elif not ok:  # another worker took the message over after our claim expired
                 log.info("webhook_claim_lost", **fields)

@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
+
+from gateway.store.redis_pool import RedisClient
 
 
 def new_signing_secret() -> str:
@@ -55,7 +56,7 @@ class KeyAdmin:
     """Creating, listing and changing client keys (mixed into ``Store``, which supplies
     ``redis``, ``prefix`` and the key cache ``_keys`` that every change clears)."""
 
-    redis: Redis
+    redis: RedisClient
     prefix: str
     _keys: dict[str, tuple[float, KeyRecord]]
 

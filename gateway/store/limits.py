@@ -2,11 +2,17 @@
 
 * ``take``: a token bucket (capacity, refill per second), on Redis' own clock so that
   processes with skewed clocks agree. Used for requests per minute per client key and,
-  through ``BUCKET_LUA`` inside ``Store.begin_refresh``, for each provider's budget.
+  through ``Store.begin_refresh``, for each provider's budget.
 * Jobs in flight per client key: the sorted set ``slot_key(owner)`` of job ids, a slot
-  taken by ``SLOT_LUA`` inside ``Store.open_job`` (with the job's record) and freed when
-  the job turns final (with its record again); a slot older than ``SLOT_MAX_AGE`` is
+  taken by ``SLOT_LUA`` inside ``Store.open_job`` (once the job's record is written) and
+  freed once the job's final record is (``JobCore.follow``; the background refresher
+  frees it too if a process died in between); a slot older than ``SLOT_MAX_AGE`` is
   dropped so that a job nobody ever finishes cannot block its key for good.
+
+Every key here is one structure that its scripts touch alone, and carries its own name
+as its Redis Cluster hash tag: ``bucket:{rpm:key_abc}``, ``bucket:{upstream:musicgpt}``,
+``lease-set:{elevenlabs}``, ``inflight:{key_abc}`` (the last shares the owner's tag with
+the owner's ``idem:{key_abc}:...`` keys: ``Store.open_job`` takes both in one script).
 
 Usage::
 
@@ -21,12 +27,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from redis.asyncio import Redis
+from gateway.store.redis_pool import RedisClient
 
 SLOT_MAX_AGE = 3600  # seconds
 
-# A token bucket as a Lua function, shared by every script that spends tokens (here and
-# ``Store.begin_refresh``): returns {allowed (0/1), seconds until ``cost`` is back, left}.
+# A token bucket as a Lua function: returns {allowed (0/1), seconds until ``cost`` is
+# back, tokens left}.
 BUCKET_LUA = """
 local function take(key, cap, rate, cost)
   local t = redis.call('TIME')
@@ -53,7 +59,8 @@ local function take(key, cap, rate, cost)
 end
 """
 
-_TAKE = BUCKET_LUA + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
+# KEYS[1] the bucket; ARGV capacity, refill per second, cost.
+TAKE = BUCKET_LUA + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
 
 # A slot among a key's jobs in flight as a Lua function, shared with ``Store.open_job``:
 # 1 when ``member`` holds one (now or already), 0 when ``limit`` are taken.
@@ -106,7 +113,7 @@ class Grant(NamedTuple):
 
 
 class Bucket(NamedTuple):
-    """A token bucket to spend from inside another script (``Store.begin_refresh``)."""
+    """A token bucket to spend from, named in full (``Store.begin_refresh`` spends it)."""
 
     key: str  # full Redis key, from ``Limits.bucket_key``
     capacity: float
@@ -115,18 +122,18 @@ class Bucket(NamedTuple):
 
 
 class Limits:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
         self.prefix = prefix
         self.redis = redis
-        self._take = redis.register_script(_TAKE)
+        self._take = redis.register_script(TAKE)
         self._lease = redis.register_script(LEASE_LUA)
 
     def bucket_key(self, bucket: str) -> str:
-        return f"{self.prefix}bucket:{bucket}"
+        return f"{self.prefix}bucket:{{{bucket}}}"
 
     def slot_key(self, owner: str) -> str:
         """The sorted set of ``owner``'s jobs in flight (member: job id)."""
-        return f"{self.prefix}inflight:{owner}"
+        return f"{self.prefix}inflight:{{{owner}}}"
 
     async def take(
         self, bucket: str, *, capacity: float, per_second: float, cost: float = 1
@@ -143,7 +150,7 @@ class Limits:
 
     def lease_key(self, name: str) -> str:
         """The sorted set of ``name``'s current lease holders (member: job id)."""
-        return f"{self.prefix}lease-set:{name}"
+        return f"{self.prefix}lease-set:{{{name}}}"
 
     async def lease(self, name: str, member: str, *, limit: int, ttl: float) -> tuple[bool, float]:
         """Hold (or renew) one of ``limit`` leases on ``name`` for ``ttl`` seconds. Returns

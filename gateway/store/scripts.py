@@ -1,61 +1,34 @@
-"""The Lua scripts behind ``Store``'s one-round-trip operations, and their argument
-helper. Each runs atomically in Redis; ``Store`` (``gateway/store/store.py``) calls them."""
+"""The Lua scripts behind ``Store``'s atomic operations. Each runs atomically in Redis and
+touches the keys of one hash tag only (one slot of a Redis Cluster): a job's own keys
+(``{job id}``), or one client key's (``{key id}``). ``Store`` (``gateway/store/store.py``)
+calls them and says how the steps that span several slots are ordered."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from gateway.store.limits import BUCKET_LUA, SLOT_LUA
+from gateway.store.limits import SLOT_LUA
 
 ZOp = tuple[str, str, float | None]  # (sorted set key, member, score; None removes it)
 
-# Sorted-set changes that ride along with a job write: KEYS[2..] and, after the two
-# leading arguments, one (member, score) pair per key; an empty score removes the member.
-ZOPS_LUA = """
-local function zops()
-  for i = 2, #KEYS do
-    local member, score = ARGV[2 * i - 1], ARGV[2 * i]
-    if score == '' then
-      redis.call('ZREM', KEYS[i], member)
-    else
-      redis.call('ZADD', KEYS[i], score, member)
-    end
-  end
-end
-"""
-
-# KEYS[1] job; ARGV[1] record, ARGV[2] seconds to keep it.
-PUT = (
-    ZOPS_LUA
-    + """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-zops()
-return 1
-"""
-)
-
-# A new job, all or nothing: KEYS job, due, the owner's slots, the Idempotency-Key;
-# ARGV record, seconds to keep it, due score, job id, slot limit (0: none), slot max
-# age, the key's entry ('': none), its seconds. {1}: stored; {0}: no slot free; {2,
-# entry}: the Idempotency-Key is bound already (nothing stored).
-OPEN = (
+# A new job's admission by its owner, all or nothing: KEYS[1] the owner's in-flight set,
+# KEYS[2] the Idempotency-Key (each stands in for the other when that one is not used:
+# both carry the owner's tag); ARGV job id, slot limit (0: none), slot max age, the key's
+# entry ('': none), its seconds. {1}: admitted; {0}: no slot free; {2, entry}: the
+# Idempotency-Key is bound already (nothing taken).
+ADMIT = (
     SLOT_LUA
     + """
-if ARGV[7] ~= '' then
-  local existing = redis.call('GET', KEYS[4])
+if ARGV[4] ~= '' then
+  local existing = redis.call('GET', KEYS[2])
   if existing then
     return {2, existing}
   end
 end
-local limit = tonumber(ARGV[5])
-if limit > 0 and acquire_slot(KEYS[3], ARGV[4], limit, tonumber(ARGV[6])) == 0 then
+local limit = tonumber(ARGV[2])
+if limit > 0 and acquire_slot(KEYS[1], ARGV[1], limit, tonumber(ARGV[3])) == 0 then
   return {0}
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-if ARGV[7] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[7], 'EX', ARGV[8])
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
 end
 return {1}
 """
@@ -63,9 +36,7 @@ return {1}
 
 # Compare-and-set: KEYS[1] job; ARGV[1] the bytes the change was computed from, ARGV[2]
 # the new record. Returns 1 when written, else the current bytes (nil: no such job).
-SWAP = (
-    ZOPS_LUA
-    + """
+SWAP = """
 local current = redis.call('GET', KEYS[1])
 if not current then
   return false
@@ -74,38 +45,20 @@ if current ~= ARGV[1] then
   return current
 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-zops()
 return 1
 """
-)
 
-# KEYS[1] lease, KEYS[2] job, KEYS[3] budget bucket (optional); ARGV[1] lease ms, then
-# the bucket's capacity, refill per second and cost.
-BEGIN = (
-    BUCKET_LUA
-    + """
+# KEYS[1] the job's refresh lease, KEYS[2] the job; ARGV[1] lease ms. {0}: another holds
+# the lease; {1, record or nil}: leased, and the job as stored now.
+BEGIN = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return {0}
 end
-local raw = redis.call('GET', KEYS[2])
-if not raw or #KEYS < 3 then
-  return {1, raw}
-end
-local g = take(KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
-return {1, raw, g[1], g[2], g[3]}
+return {1, redis.call('GET', KEYS[2])}
 """
-)
 
-
-def zops(ops: Sequence[ZOp]) -> tuple[list[str], list[Any]]:
-    keys: list[str] = []
-    args: list[Any] = []
-    for key, member, score in ops:
-        keys.append(key)
-        args += [member, "" if score is None else repr(float(score))]
-    return keys, args
-
-
+# KEYS[1] the refresh schedule; ARGV now, limit, seconds a claim holds. Takes up to
+# ``limit`` due ids, each pushed ahead by the claim; returns them and the first score.
 CLAIM_DUE = """
 local now = tonumber(ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))

@@ -27,9 +27,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from redis.asyncio import Redis
-
 from gateway.infra.errors import Forbidden
+from gateway.store.redis_pool import RedisClient
 
 Clock = Callable[[], float]
 SECRET_REDIS_KEY = "artefact:secret"  # noqa: S105 - a Redis key name, under the prefix
@@ -38,7 +37,7 @@ EXPIRES_PARAM = "exp"
 SIGNATURE_PARAM = "sig"
 
 
-def redis_secret(redis: Redis, prefix: str) -> Callable[[], Awaitable[bytes]]:
+def redis_secret(redis: RedisClient, prefix: str) -> Callable[[], Awaitable[bytes]]:
     """A loader of the shared signing key kept in Redis (made on first use)."""
     name = f"{prefix}{SECRET_REDIS_KEY}"
 

@@ -2,15 +2,21 @@
 key operations of the command line live in ``gateway/store/keys.py`` (mixed in), the Lua
 scripts behind the one-round-trip job operations in ``gateway/store/scripts.py``.
 
-Keys (all under the configured prefix, default ``mgw:``)::
+Keys (all under the configured prefix, default ``mgw:``; the part in braces is the key's
+Redis Cluster hash tag, so keys that one script touches together share one slot)::
 
-    job:{id}          JobRecord (msgpack), expires after the retention period
-    key:{sha256}      KeyRecord (msgpack) for a client key, found by the key's hash
-    keyid:{key id}    sha256 of that key, so ``keys revoke <id>`` can find it
-    lease:{id}        short-lived refresh lease (one refresher per job at a time)
-    idem:{key id}:{h} IdempotencyEntry for one Idempotency-Key of one client key (24 h)
-    due               sorted set: in-flight job id -> when the background refresher is due
-    native:{p}:{id}   job id of provider p's native job id (routes account-level callbacks)
+    job:{id}           JobRecord (msgpack), expires after the retention period
+    lease:{id}         short-lived refresh lease (one refresher per job at a time)
+    idem:{key id}:h    IdempotencyEntry for one Idempotency-Key of one client key (24 h)
+    inflight:{key id}  sorted set: the client key's jobs in flight (``Limits.slot_key``)
+    due                sorted set: in-flight job id -> when the background refresher is due
+    key:sha256         KeyRecord (msgpack) for a client key, found by the key's hash
+    keyid:key id       sha256 of that key, so ``keys revoke <id>`` can find it
+    native:p:id        job id of provider p's native job id (routes account-level callbacks)
+
+How a create and a job's updates span the three slots of a job's record, the schedule
+and the owner's slots, and why a process dying midway leaves nothing that stays wrong:
+``gateway/store/schedule.py``.
 
 Usage::
 
@@ -36,28 +42,22 @@ for ``refresh_after``): the real clocks unless a test passes its own.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
-from redis.asyncio import Redis
 
+from gateway.store.indexes import IdempotencyEntry, Indexes, idem_decoder
 from gateway.store.keys import KeyAdmin, KeyRecord, hash_key, key_decoder
-from gateway.store.limits import Bucket, Grant
-from gateway.store.scripts import BEGIN, CLAIM_DUE, OPEN, PUT, SWAP, ZOp, zops
+from gateway.store.limits import TAKE, Bucket, Grant
+from gateway.store.redis_pool import RedisClient, in_order
+from gateway.store.schedule import Schedule, zop_commands
+from gateway.store.scripts import ADMIT, BEGIN, CLAIM_DUE, SWAP, ZOp
 from providers.base import JobError, Output, is_final
 
 CACHE_SECONDS = 1.0  # how long a key record or a final job record may be answered from memory
 CACHE_ENTRIES = 4096  # per cache; the oldest entry goes first
-
-
-class IdempotencyEntry(msgspec.Struct, array_like=True):
-    """What one ``Idempotency-Key`` stands for: the request's fingerprint and its job."""
-
-    fingerprint: str
-    job_id: str
 
 
 class Notice(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,7 +118,6 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
 
 _job_encoder = msgspec.msgpack.Encoder()
 _job_decoder = msgspec.msgpack.Decoder(JobRecord)
-_idem_decoder = msgspec.msgpack.Decoder(IdempotencyEntry)
 
 
 def decode_job(raw: bytes) -> JobRecord:
@@ -152,14 +151,6 @@ class Begun(NamedTuple):
     grant: Grant | None
 
 
-class Claimed(NamedTuple):
-    """What ``claim_due`` took: the job ids, and when the next job left on the schedule
-    is due (epoch seconds; None when none is)."""
-
-    ids: list[str]
-    next_due: float | None
-
-
 def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, value: Any) -> None:
     cache.pop(name, None)
     if len(cache) >= CACHE_ENTRIES:
@@ -167,10 +158,10 @@ def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, va
     cache[name] = (expires, value)
 
 
-class Store(KeyAdmin):
+class Store(KeyAdmin, Schedule, Indexes):
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         prefix: str,
         retention_seconds: int,
@@ -186,18 +177,23 @@ class Store(KeyAdmin):
         self.wall_clock = wall_clock  # epoch seconds, compared with a job's refresh_after
         self.due_key = f"{prefix}due"
         self._claim_due = redis.register_script(CLAIM_DUE)
-        self._put = redis.register_script(PUT)
-        self._open = redis.register_script(OPEN)
-        self._swap = redis.register_script(SWAP)
         self._begin = redis.register_script(BEGIN)
+        self._take = redis.register_script(TAKE)
         self._keys: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
         self._finals: dict[str, tuple[float, JobRecord]] = {}  # job id -> (expires, record)
         self._job_writes = 0  # bumped by every job write through this Store
         # job id -> (writes when it started, the Redis read under way), shared by readers
         self._reads: dict[str, tuple[int, asyncio.Future[JobRecord | None]]] = {}
 
-    def _job(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}"
+    def job_key(self, job_id: str) -> str:
+        """The Redis key of a job's record (tagged with the job id)."""
+        return f"{self.prefix}job:{{{job_id}}}"
+
+    _job = job_key
+
+    def lease_key(self, job_id: str) -> str:
+        """The job's refresh lease (the job's tag: taken with a read of its record)."""
+        return f"{self.prefix}lease:{{{job_id}}}"
 
     # ------------------------------------------------------------------------ jobs
 
@@ -208,16 +204,17 @@ class Store(KeyAdmin):
         self._finals.pop(job_id, None)
 
     async def put_job(self, record: JobRecord, *, zsets: Sequence[ZOp] = ()) -> None:
-        """Store ``record`` (one round trip), and apply the sorted-set changes ``zsets``
-        (e.g. the refresh schedule, ``due_key``) atomically with it."""
+        """Store ``record``, then apply the sorted-set changes ``zsets`` (e.g. the refresh
+        schedule, ``due_key``) in order, in the same round trip on one server."""
         self._wrote_job(record.id)
         raw = _job_encoder.encode(record)
-        if zsets:
-            keys, args = zops(zsets)
-            await self._put(keys=[self._job(record.id), *keys], args=[raw, self.retention, *args])
-        else:
-            await self.redis.set(self._job(record.id), raw, ex=self.retention)
+        write = ("SET", self._job(record.id), raw, "EX", self.retention)
+        replies = await in_order(self.redis, [write, *zop_commands(zsets)])
         self._wrote_job(record.id)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        if any(isinstance(r, Exception) for r in replies):
+            await self.apply_zops(zsets)  # once more (idempotent); logged if it fails again
 
     async def open_job(
         self,
@@ -227,45 +224,44 @@ class Store(KeyAdmin):
         slot: tuple[str, int, int] | None = None,
         idempotency: tuple[str, IdempotencyEntry, int] | None = None,
     ) -> Opened:
-        """Store a new job and put it on the refresh schedule at ``due``, in one round
-        trip and all or nothing: with ``slot`` (sorted set, limit, max age) only if the
+        """Store a new job and put it on the refresh schedule at ``due``, kept only when
+        its owner admits it: with ``slot`` (the owner's sorted set, limit, max age) if the
         owner has a free in-flight slot (then taken); with ``idempotency`` (the client's
-        Idempotency-Key, its entry, seconds to keep it) only if that key is not bound
-        already (then bound to this job)."""
+        Idempotency-Key, its entry, seconds to keep it) if that key is not bound already
+        (then bound to this job). Schedule, record, admission (one script), in this order
+        (``gateway/store/schedule.py``): one round trip on one server."""
         raw = _job_encoder.encode(record)
-        keys = [self._job(record.id), self.due_key, "", ""]
-        args: list[Any] = [raw, self.retention, repr(due), record.id]
-        args += [0, 0] if slot is None else [slot[1], slot[2]]
-        if slot is not None:
-            keys[2] = slot[0]
-        if idempotency is None:
-            args += ["", 0]
-        else:
-            idem_key, entry, ttl = idempotency
-            keys[3] = self._idem(record.owner, idem_key)
-            args += [_job_encoder.encode(entry), ttl]
+        slots, limit, age = slot if slot is not None else (None, 0, 0)
+        idem_key = (
+            None if idempotency is None else self.idempotency_key(record.owner, idempotency[0])
+        )
+        steps: list[tuple[Any, ...]] = [
+            ("ZADD", self.due_key, repr(due), record.id),  # first: never unscheduled
+            ("SET", self._job(record.id), raw, "EX", self.retention),
+        ]
+        if slots is not None or idempotency is not None:
+            entry, ttl = (b"", 0) if idempotency is None else (idempotency[1], idempotency[2])
+            entry = entry and _job_encoder.encode(entry)
+            keys = [slots or idem_key, idem_key or slots]  # one stands in for a missing one
+            steps.append(("EVAL", ADMIT, 2, *keys, record.id, limit, age, entry, ttl))
         self._wrote_job(record.id)
-        reply = await self._open(keys=keys, args=args)
+        replies = await in_order(self.redis, steps)
         self._wrote_job(record.id)
-        if reply[0] == 2:
-            return Opened(False, _idem_decoder.decode(reply[1]))
-        return Opened(True, raw=raw) if reply[0] else Opened(False)
-
-    async def index_native(self, provider: str, native_ids: Sequence[str], job_id: str) -> None:
-        """Remember which job each native id belongs to, for the job's retention."""
-        if native_ids:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for native_id in native_ids:
-                    pipe.set(self._native(provider, native_id), job_id, ex=self.retention)
-                await pipe.execute()
-
-    async def job_for_native(self, provider: str, native_id: str) -> str | None:
-        """The job id a provider's native id belongs to, if indexed."""
-        raw = await self.redis.get(self._native(provider, native_id))
-        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
-
-    def _native(self, provider: str, native_id: str) -> str:
-        return f"{self.prefix}native:{provider}:{native_id}"
+        failed = next((r for r in replies if isinstance(r, Exception)), None)
+        if failed is None and (len(replies) == 2 or replies[2][0] == 1):
+            return Opened(True, raw=raw)
+        # Not admitted (or a step failed): the record goes, then its schedule (and an
+        # admission that ran after a failed step, on one server, which runs them all).
+        undo: list[tuple[Any, ...]] = [("DEL", self._job(record.id))]
+        if failed is not None and len(replies) > 2 and replies[2] == [1]:
+            undo += [("DEL", idem_key)] if idem_key else []
+            undo += [("ZREM", slots, record.id)] if slots else []
+        await in_order(self.redis, [*undo, ("ZREM", self.due_key, record.id)])
+        if failed is not None:
+            raise failed
+        if replies[2][0] == 2:
+            return Opened(False, idem_decoder.decode(replies[2][1]))
+        return Opened(False)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.get(self._job(job_id))
@@ -322,7 +318,8 @@ class Store(KeyAdmin):
         """Apply ``change`` atomically: compare-and-set against the bytes it was computed
         from (one round trip; retried on the current bytes when another write won).
         ``change`` gets a fresh record it may modify, and returns None to skip the write.
-        ``follow(status before, new record)`` names sorted-set changes written with it.
+        ``follow(status before, new record)`` names sorted-set changes applied after it
+        (``apply_zops``).
         ``raw``: the stored bytes when the caller just read them (saves the read).
         None when there is no such job."""
         key = self._job(job_id)
@@ -337,12 +334,19 @@ class Store(KeyAdmin):
             updated = change(current)
             if updated is None:
                 return Updated(before, current)
-            keys, args = zops(follow(before, updated) if follow is not None else ())
-            reply = await self._swap(
-                keys=[key, *keys], args=[raw, _job_encoder.encode(updated), *args]
-            )
+            ops = list(follow(before, updated)) if follow is not None else []
+            # Only due again (in flight): with the compare-and-set; a final job's release
+            # waits for its record (``gateway/store/schedule.py``).
+            early = ops if all(score is not None for _, _, score in ops) else []
+            swap = ("EVAL", SWAP, 1, key, raw, _job_encoder.encode(updated))
+            replies = await in_order(self.redis, [swap, *zop_commands(early)])
+            reply = replies[0]
+            if isinstance(reply, Exception):
+                raise reply
             if reply == 1:
                 self._wrote_job(job_id)
+                if ops and (not early or any(isinstance(r, Exception) for r in replies)):
+                    await self.apply_zops(ops)
                 return Updated(before, updated)
             raw = reply  # another write came first (or the job is gone: None)
         raise RuntimeError(f"job {job_id} kept changing; update abandoned")
@@ -350,54 +354,28 @@ class Store(KeyAdmin):
     async def begin_refresh(
         self, job_id: str, lease_seconds: float, bucket: Bucket | None = None
     ) -> Begun:
-        """One round trip before an upstream refresh: take the job's lease (one holder
-        per ``lease_seconds`` across processes), read the job, and spend ``bucket``'s
-        tokens, each step only when the one before succeeded."""
-        keys = [f"{self.prefix}lease:{job_id}", self._job(job_id)]
-        args: list[Any] = [max(1, int(lease_seconds * 1000))]
-        if bucket is not None:
-            keys.append(bucket.key)
-            args += [bucket.capacity, bucket.per_second, bucket.cost]
-        reply = await self._begin(keys=keys, args=args)
+        """Before an upstream refresh: take the job's lease (one holder per
+        ``lease_seconds`` across processes) and read the job (one script, the job's
+        slot), then spend ``bucket``'s tokens (the provider's slot), each step only when
+        the one before succeeded."""
+        reply = await self._begin(
+            keys=[self.lease_key(job_id), self._job(job_id)],
+            args=[max(1, int(lease_seconds * 1000))],
+        )
         if not reply[0]:
             return Begun(False, None, None)
-        grant = Grant.parse(reply[2:5]) if len(reply) > 2 else None
-        return Begun(True, reply[1], grant)
-
-    # ------------------------------------------------------------- refresh schedule
-
-    async def schedule(self, job_id: str, at: float) -> None:
-        """The background refresher should look at ``job_id`` at ``at`` (epoch seconds)."""
-        await self.redis.zadd(self.due_key, {job_id: at})
-
-    async def unschedule(self, job_id: str) -> None:
-        await self.redis.zrem(self.due_key, job_id)
-
-    async def claim_due(self, limit: int, claim_seconds: float, now: float) -> Claimed:
-        """Take up to ``limit`` due job ids; each is pushed ``claim_seconds`` ahead so no
-        other process takes it meanwhile (and it comes back if this one dies)."""
-        ids, first = await self._claim_due(keys=[self.due_key], args=[now, limit, claim_seconds])
-        return Claimed(
-            [i.decode() if isinstance(i, bytes) else i for i in ids],
-            None if first is None else float(first),
+        raw = reply[1] if len(reply) > 1 else None
+        if raw is None or bucket is None:
+            return Begun(True, raw, None)
+        taken = await self._take(
+            keys=[bucket.key], args=[bucket.capacity, bucket.per_second, bucket.cost]
         )
+        return Begun(True, raw, Grant.parse(taken))
 
     async def delete_job(self, job_id: str) -> None:
         self._wrote_job(job_id)
         await self.redis.delete(self._job(job_id))
         self._wrote_job(job_id)
-
-    # ---------------------------------------------------------------- idempotency
-
-    def _idem(self, owner: str, idem_key: str) -> str:
-        return f"{self.prefix}idem:{owner}:{hashlib.sha256(idem_key.encode()).hexdigest()[:32]}"
-
-    async def get_idempotency(self, owner: str, idem_key: str) -> IdempotencyEntry | None:
-        raw = await self.redis.get(self._idem(owner, idem_key))
-        return None if raw is None else _idem_decoder.decode(raw)
-
-    async def release_idempotency(self, owner: str, idem_key: str) -> None:
-        await self.redis.delete(self._idem(owner, idem_key))
 
     async def lookup_key(self, raw_key: str) -> KeyRecord | None:
         """The record of a raw client key (revoked ones included), None when unknown. A

@@ -7,15 +7,15 @@
 * ``UpstreamHTTP``, ``Timeouts``, ``Answer``, ``StreamedAnswer`` and the
   ``TransportError`` tree (``http.py``): the one pooled HTTP transport.
 * ``retry_after`` (``retry_after.py``): the one reading of ``Retry-After``.
-* ``text``, ``seconds``, ``count``, ``timeouts_from`` (``env.py``): configuration from the
-  environment, strict.
+* ``text``, ``seconds``, ``count``, ``timeouts_from``, ``ProviderSettings`` (``env.py``):
+  configuration from the environment, strict.
 * ``scrub``, ``scrub_bytes`` (``scrub.py``): a credential out of upstream text.
 
 A provider declares its credentials as ``providers.base.Credential`` data; the gateway
 reads them through the registry (redaction, readiness, the first-run demo).
 """
 
-from providers.kit.env import count, seconds, text, timeouts_from
+from providers.kit.env import ProviderSettings, count, seconds, text, timeouts_from
 from providers.kit.http import (
     Answer,
     ConnectError,
@@ -37,6 +37,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "ProtocolError",
+    "ProviderSettings",
     "ReadError",
     "ReadTimeout",
     "StreamedAnswer",

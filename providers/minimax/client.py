@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import msgspec
-
-from providers.kit import Timeouts, Upstream, UpstreamHTTP, UpstreamStream, text, timeouts_from
+from providers.kit import ProviderSettings, Timeouts, Upstream, UpstreamHTTP, UpstreamStream
 from providers.minimax import mapping
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
@@ -29,36 +27,12 @@ RATE_LIMIT_RETRY = 10.0  # seconds, for a 429 without Retry-After
 _HEADERS = {"Content-Type": "application/json"}
 
 
-class ClientSettings(msgspec.Struct, frozen=True, kw_only=True):
-    base_url: str = DEFAULT_BASE_URL
-    api_key: str | None = None
-    connect_timeout: float = DEFAULT_TIMEOUTS.connect
-    read_timeout: float = DEFAULT_TIMEOUTS.read
-    write_timeout: float = DEFAULT_TIMEOUTS.write
-    pool_timeout: float = DEFAULT_TIMEOUTS.pool
-
+class ClientSettings(ProviderSettings, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ClientSettings:
         """``MINIMAX_*`` names (``providers.minimax``'s docstring); a value set but
         unusable is a ``ValueError`` naming it."""
-        t = timeouts_from(env, "MINIMAX", DEFAULT_TIMEOUTS)
-        return cls(
-            base_url=text(env, "MINIMAX_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
-            api_key=text(env, "MINIMAX_API_KEY") or None,
-            connect_timeout=t.connect,
-            read_timeout=t.read,
-            write_timeout=t.write,
-            pool_timeout=t.pool,
-        )
-
-    @property
-    def timeouts(self) -> Timeouts:
-        return Timeouts(
-            connect=self.connect_timeout,
-            read=self.read_timeout,
-            write=self.write_timeout,
-            pool=self.pool_timeout,
-        )
+        return cls.load(env, "MINIMAX", base_url=DEFAULT_BASE_URL, timeouts=DEFAULT_TIMEOUTS)  # type: ignore[return-value]
 
 
 class MiniMaxClient:

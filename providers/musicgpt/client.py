@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import msgspec
-
-from providers.kit import Timeouts, Upstream, UpstreamHTTP, count, text, timeouts_from
+from providers.kit import ProviderSettings, Upstream, UpstreamHTTP
 from providers.musicgpt import mapping
 
 DEFAULT_BASE_URL = "https://api.musicgpt.com/api/public"
@@ -21,38 +19,12 @@ BY_ID_PATH = "/v1/byId"
 _JSON_BODY = {"Content-Type": "application/json"}
 
 
-class ClientSettings(msgspec.Struct, frozen=True, kw_only=True):
-    base_url: str = DEFAULT_BASE_URL
-    api_key: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    write_timeout: float = 10.0
-    pool_timeout: float = 5.0
-    max_connections: int = 50
-
+class ClientSettings(ProviderSettings, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ClientSettings:
-        """``MUSICGPT_*`` names (module docstring of ``providers.musicgpt``); a value set
-        but unusable is a ``ValueError`` naming it."""
-        t = timeouts_from(env, "MUSICGPT")
-        return cls(
-            base_url=text(env, "MUSICGPT_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
-            api_key=text(env, "MUSICGPT_API_KEY") or None,
-            connect_timeout=t.connect,
-            read_timeout=t.read,
-            write_timeout=t.write,
-            pool_timeout=t.pool,
-            max_connections=count(env, "MUSICGPT_MAX_CONNECTIONS", 50),
-        )
-
-    @property
-    def timeouts(self) -> Timeouts:
-        return Timeouts(
-            connect=self.connect_timeout,
-            read=self.read_timeout,
-            write=self.write_timeout,
-            pool=self.pool_timeout,
-        )
+        """``MUSICGPT_*`` names (``providers.musicgpt``'s docstring); a value set but
+        unusable is a ``ValueError`` naming it."""
+        return cls.load(env, "MUSICGPT", base_url=DEFAULT_BASE_URL, pooled=True)  # type: ignore[return-value]
 
 
 class MusicGPTClient:

@@ -140,7 +140,7 @@ async def test_cached_final_job_is_still_owner_checked(
         job_id = await completed(client)
         assert (await client.get(f"/v1/music/generate/{job_id}")).status_code == 200
         redis = Redis.from_url(redis_url)  # gone from Redis: answered from memory only
-        await redis.delete(f"{settings.redis_prefix}job:{job_id}")
+        await redis.delete(client.app.state.store.job_key(job_id))  # type: ignore[attr-defined]
         await redis.aclose()
         mine = await client.get(f"/v1/music/generate/{job_id}")
         assert mine.status_code == 200 and mine.json()["status"] == "completed"

@@ -19,6 +19,8 @@ from gateway.store.store import JobRecord
 from tests.conftest import app_client
 from tests.support.echo import EchoProvider, SyncEchoProvider
 
+pytestmark = pytest.mark.both_redis
+
 URL = "/v1/music/generate"
 SYNC = {"model": "echo-sync/v1", "prompt": "a song"}
 

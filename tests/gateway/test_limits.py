@@ -7,11 +7,14 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from gateway.api.app import create_app
 from gateway.store.keys import hash_key, key_id_for
 from tests.conftest import OTHER_KEY, TEST_KEY, app_client
 from tests.support.echo import EchoProvider
+
+pytestmark = pytest.mark.both_redis
 
 BODY = {"model": "echo/v1", "prompt": "a quiet song"}
 MINE = key_id_for(hash_key(TEST_KEY))

@@ -18,6 +18,8 @@ from tests.support.clock import age_job, rewind_bucket
 from tests.support.echo import EchoProvider
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.both_redis
+
 URL = "/v1/music/generate"
 BODY = {"model": "echo/v1", "prompt": "lofi beat"}
 

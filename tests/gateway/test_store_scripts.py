@@ -1,6 +1,7 @@
-"""The store's one-round-trip scripts: ``open_job`` (record, schedule, in-flight slot and
-Idempotency-Key, all or nothing), compare-and-set job updates with the sorted-set
-changes that ride along, and ``begin_refresh`` (lease, fresh read, budget at once).
+"""The store's scripts and the steps around them: ``open_job`` (schedule, record, then the
+owner's in-flight slot and Idempotency-Key, kept all or nothing), compare-and-set job
+updates with the sorted-set changes that follow them, and ``begin_refresh`` (lease and
+fresh read, then the budget). On a single Redis and on a Redis Cluster.
 
 Two ``Store`` objects on one Redis stand for two gateway processes.
 """
@@ -13,20 +14,20 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-from redis.asyncio import Redis
 
 from gateway.store.limits import Bucket, Limits
+from gateway.store.redis_pool import RedisClient
 from gateway.store.store import IdempotencyEntry, JobRecord, Store, decode_job
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.both_redis
+
 
 @pytest.fixture
-async def pair(redis_url: str) -> AsyncIterator[tuple[Store, Store, Limits]]:
-    redis = Redis.from_url(redis_url)
+async def pair(redis_client: RedisClient) -> AsyncIterator[tuple[Store, Store, Limits]]:
     prefix = f"s{secrets.token_hex(4)}:"
-    stores = [Store(redis, prefix=prefix, retention_seconds=3600) for _ in range(2)]
-    yield stores[0], stores[1], Limits(redis, prefix=prefix)
-    await redis.aclose()
+    stores = [Store(redis_client, prefix=prefix, retention_seconds=3600) for _ in range(2)]
+    yield stores[0], stores[1], Limits(redis_client, prefix=prefix)
 
 
 def job(job_id: str = "mus_a", status: str = "in_progress", progress: int = 0) -> JobRecord:
@@ -55,9 +56,9 @@ async def test_put_keeps_the_record_for_the_retention_and_applies_sorted_set_ops
     slots = limits.slot_key("key_owner")
     await store.put_job(job(), zsets=[(slots, "mus_a", 7.0), (store.due_key, "mus_a", 123.0)])
     redis = store.redis
-    stored = decode_job(await redis.get(f"{store.prefix}job:mus_a"))
+    stored = decode_job(await redis.get(store.job_key("mus_a")))
     assert (stored.id, stored.status, stored.native_id) == ("mus_a", "in_progress", "n1")
-    assert 3590 < await redis.ttl(f"{store.prefix}job:mus_a") <= 3600
+    assert 3590 < await redis.ttl(store.job_key("mus_a")) <= 3600
     assert await redis.zscore(store.due_key, "mus_a") == 123.0
     assert await redis.zscore(limits.slot_key("key_owner"), "mus_a") == 7.0
 
@@ -67,7 +68,7 @@ async def test_update_applies_the_change_on_top_of_a_concurrent_write(
 ) -> None:
     one, other, _ = pair
     await one.put_job(job())
-    stale = await one.redis.get(f"{one.prefix}job:mus_a")
+    stale = await one.redis.get(one.job_key("mus_a"))
     await other.update_job("mus_a", bump)  # the other process writes first: progress 1
     seen: list[int | None] = []
 
@@ -89,7 +90,7 @@ async def test_update_keeps_the_ttl_and_writes_the_follow_ops_with_it(
     store, _, limits = pair
     slots = limits.slot_key("key_owner")
     await store.put_job(job(), zsets=[(slots, "mus_a", 1.0), (store.due_key, "mus_a", 1.0)])
-    await store.redis.expire(f"{store.prefix}job:mus_a", 500)
+    await store.redis.expire(store.job_key("mus_a"), 500)
 
     def finish(record: JobRecord) -> JobRecord:
         return msgspec.structs.replace(record, status="completed")
@@ -100,7 +101,7 @@ async def test_update_keeps_the_ttl_and_writes_the_follow_ops_with_it(
 
     done = await store.update_job("mus_a", finish, follow=follow)
     assert done is not None and done.record.status == "completed"
-    assert 490 < await store.redis.ttl(f"{store.prefix}job:mus_a") <= 500
+    assert 490 < await store.redis.ttl(store.job_key("mus_a")) <= 500
     assert await store.redis.zscore(store.due_key, "mus_a") is None
     assert await store.redis.zscore(slots, "mus_a") is None
 
@@ -146,7 +147,7 @@ async def test_begin_refresh_lease_expires(pair: tuple[Store, Store, Limits]) ->
     await one.put_job(job())
     assert (await one.begin_refresh("mus_a", 1.0)).leased  # a second: ample for the next call
     assert not (await other.begin_refresh("mus_a", 1.0)).leased
-    assert 0 < await one.redis.pttl(f"{one.prefix}lease:mus_a") <= 1000  # Redis expires it
+    assert 0 < await one.redis.pttl(one.lease_key("mus_a")) <= 1000  # Redis expires it
 
     async def leased() -> bool:
         return (await other.begin_refresh("mus_a", 1.0)).leased
@@ -166,7 +167,7 @@ async def test_open_job_is_all_or_nothing(pair: tuple[Store, Store, Limits]) -> 
         job("mus_1"), due=50.0, slot=(slots, 2, 3600), idempotency=("order-1", entry("mus_1"), 60)
     )
     assert opened.created and opened.existing is None
-    assert opened.raw == await redis.get(f"{store.prefix}job:mus_1")  # the bytes stored
+    assert opened.raw == await redis.get(store.job_key("mus_1"))  # the bytes stored
     assert await redis.zscore(store.due_key, "mus_1") == 50.0
     assert await redis.zscore(slots, "mus_1") is not None
     assert await store.get_idempotency("key_owner", "order-1") == entry("mus_1")

@@ -1,6 +1,7 @@
 """Client webhooks: signed per Standard Webhooks, retried, deduplicated, durable in Redis.
 
-A real Redis (the suite's) and a real loopback HTTP receiver answering scripted statuses.
+A real Redis (the suite's single Redis, and its Redis Cluster) and a real loopback HTTP
+receiver answering scripted statuses.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import standardwebhooks
 from redis.asyncio import Redis
 
 from gateway.infra.log import configure_logging
+from gateway.infra.settings import Settings
 from gateway.notify.webhooks import WebhookOutbox, encode_event
 from gateway.store.keys import new_signing_secret
+from gateway.store.redis_pool import RedisClient, open_client
 from tests.support.clock import FakeClock
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
@@ -28,11 +31,12 @@ from tests.support.waiting import eventually
 PAYLOAD = b'{"id":"mus_01","object":"music","status":"completed"}'
 
 
+pytestmark = pytest.mark.both_redis
+
+
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
+def redis(redis_client: RedisClient) -> RedisClient:
+    return redis_client
 
 
 @pytest.fixture
@@ -47,7 +51,9 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def make_outbox(redis: Redis, http: httpx.AsyncClient, prefix: str) -> Callable[..., WebhookOutbox]:
+def make_outbox(
+    redis: RedisClient, http: httpx.AsyncClient, prefix: str
+) -> Callable[..., WebhookOutbox]:
     def make(**kwargs: Any) -> WebhookOutbox:
         return WebhookOutbox(redis, prefix=prefix, http=http, **kwargs)
 
@@ -165,20 +171,28 @@ async def test_same_msg_id_is_delivered_once(
 
 
 async def test_queue_survives_the_outbox(
-    receiver: Receiver, redis_url: str, prefix: str, http: httpx.AsyncClient
+    receiver: Receiver, redis_env: dict[str, str], prefix: str, http: httpx.AsyncClient
 ) -> None:
     url, rec = receiver.add()
     secret = new_signing_secret()
-    first = Redis.from_url(redis_url)
+    settings = Settings.from_env(redis_env)
+    assert settings.redis_url is not None
+
+    def client() -> tuple[RedisClient, Callable[[], Awaitable[None]]]:
+        return open_client(
+            settings.redis_url or "", cluster=settings.redis_cluster, timeout=5, max_connections=4
+        )
+
+    first, close = client()
     msg_id = await enqueue(WebhookOutbox(first, prefix=prefix, http=http), url, secret)
-    await first.aclose()
-    second = Redis.from_url(redis_url)
+    await close()
+    second, close = client()
     try:
         outbox = WebhookOutbox(second, prefix=prefix, http=http)
         assert await outbox.pending() == 1
         assert await outbox.deliver_due() == 1
     finally:
-        await second.aclose()
+        await close()
     assert rec.ids() == [msg_id]
     standardwebhooks.Webhook(secret).verify(rec.calls[0][1], rec.calls[0][0])
 

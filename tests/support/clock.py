@@ -80,7 +80,7 @@ async def age_job(store: Store, job_id: str, seconds: float) -> JobRecord:
 
     done = await store.update_job(job_id, older)
     assert done is not None, f"no job {job_id}"
-    await store.redis.delete(f"{store.prefix}lease:{job_id}")
+    await store.redis.delete(store.lease_key(job_id))
     return done.record
 
 

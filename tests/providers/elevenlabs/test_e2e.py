@@ -494,14 +494,18 @@ async def test_a_429_leaves_the_job_queued_between_attempts(
 
 @pytest.mark.timeout(90)
 async def test_two_gateway_processes_share_the_concurrency_cap(
-    upstream: Upstream, redis_url: str, tmp_path: Path
+    upstream: Upstream, redis_env: dict[str, str], tmp_path: Path
 ) -> None:
     # The simulator itself refuses a third concurrent call (429): the gateway must never
     # provoke one, whichever process runs the generation.
     await upstream.sim.set(latency=0.6, max_concurrency=2)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "ELEVENLABS_"))},
-        "REDIS_URL": redis_url,
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GATEWAY_", "ELEVENLABS_", "REDIS_"))
+        },
+        **redis_env,
         "GATEWAY_REDIS_PREFIX": f"t{secrets.token_hex(4)}:",
         "GATEWAY_API_KEYS": GW_KEY,
         "GATEWAY_DATA_DIR": str(tmp_path),
