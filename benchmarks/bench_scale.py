@@ -13,9 +13,10 @@ k. Time-to-know (``know_parts.py``): from the simulator's completion of a task t
    first client GET showing the job ``completed``, refresh interval 2 s (the default):
    1. with callbacks (target p99 <= 100 ms);
    2. polling only (target: every job within one interval + 0.1 s);
-   3. polling only, under a tight budget of B calls a minute with N jobs completing
-      together (target: every job within N x 60 / B s + one interval: fair shares, no
-      starvation).
+   3. polling only, under a tight budget of B calls a minute with N jobs in flight,
+      polled by their clients every 0.5 s, completing together and then spread over
+      2 x N x 60 / B s (target: every job within N x 60 / B s + one interval: fair
+      shares, no starvation).
 s. Scale (``scale_parts.py``): 1,000 and 100,000 in-flight jobs stored through the
    gateway's own store: Redis memory per job (target <= 2 KB), a claim of 100 due jobs
    (the refresher's CPU, and the servers'), and the background refresher flat out with 1
@@ -58,9 +59,9 @@ from benchmarks.bench_stack import (  # noqa: E402
     gateway_env,
     percentile,
 )
-from benchmarks.know_parts import Known, one_by_one, together  # noqa: E402
+from benchmarks.know_parts import Known, fair_share, one_by_one  # noqa: E402
 from benchmarks.redis_topology import KINDS, redis_topology  # noqa: E402
-from benchmarks.scale_parts import ScaleRun, rate_ratio, scale_run  # noqa: E402
+from benchmarks.scale_parts import INTERVAL, ScaleRun, rate_ratio, scale_run  # noqa: E402
 from gateway.cli.demo import free_port  # noqa: E402
 from gateway.store.embedded import EmbeddedRedis  # noqa: E402
 
@@ -142,11 +143,22 @@ def know(sims: dict[str, Served], redis_url: str, sizes: dict, workers: int, tmp
     gateway = Served("gateway-fair", "gateway.api.asgi:app", workers, env, tmp)
     try:
         gateway.wait_ready("/health")
-        config = {"callbacks": False, "queue_seconds": 1.0, "progress_seconds": 3.0}
-        found.append(
-            run(together(gateway.port, musicgpt, sizes["fair"], budget, REFRESH_INTERVAL, config))
-        )
-        print("k3 done", flush=True)
+        jobs = sizes["fair"]
+        for name, spread in (("together", 0.0), ("spread", 2 * jobs * 60 / budget)):
+            found.append(
+                run(
+                    fair_share(
+                        f"fair share, {name}",
+                        gateway.port,
+                        musicgpt,
+                        jobs,
+                        budget,
+                        REFRESH_INTERVAL,
+                        spread,
+                    )
+                )
+            )
+            print(f"k3 {name} done", flush=True)
     finally:
         gateway.stop()
     return found
@@ -157,26 +169,29 @@ def know_report(found: list[Known], budget: float) -> list[str]:
     for k in found:
         p50, p99 = percentile(k.waits, 50), percentile(k.waits, 99)
         worst = max(k.waits, default=float("nan"))
-        head = (
-            f"   {k.name:10s} {len(k.waits)}/{k.jobs} jobs, polled every {k.every * 1000:g} ms: "
-            f"p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms, max {worst * 1000:,.0f} ms; "
-            f"{k.calls} upstream status calls in {k.seconds:.1f} s"
-        )
+        over = ""
         if k.name == "callbacks":
-            ok = p99 <= TARGET_CALLBACK_P99 and not k.missing
+            ok = p99 <= TARGET_CALLBACK_P99
             target = f"p99 <= {TARGET_CALLBACK_P99 * 1000:g} ms"
         elif k.name == "polling":
             bound = REFRESH_INTERVAL + TARGET_POLL_SLACK
-            ok = worst <= bound and not k.missing
+            ok = worst <= bound
+            over = f", {sum(w > bound for w in k.waits)} over {bound:g} s"
             target = f"every job <= interval {REFRESH_INTERVAL:g} s + {TARGET_POLL_SLACK:g} s"
         else:
             bound = k.jobs * 60 / budget + REFRESH_INTERVAL
-            ok = worst <= bound and not k.missing
+            ok = worst <= bound
+            over = f", {sum(w > bound for w in k.waits)} over {bound:g} s"
             target = (
-                f"budget {budget:g}/min, {k.jobs} jobs: every job <= {k.jobs} x 60 / "
-                f"{budget:g} + {REFRESH_INTERVAL:g} = {bound:g} s"
+                f"budget {budget:g}/min: every job <= {k.jobs} x 60 / {budget:g} + "
+                f"{REFRESH_INTERVAL:g} = {bound:g} s"
             )
-        lines.append(f"{head} (target {target})  {verdict(ok)}")
+        lines += [
+            f"   {k.name}: {len(k.waits)} of {k.jobs} jobs seen completed (polled every "
+            f"{k.every * 1000:g} ms), {k.calls} upstream status calls in {k.seconds:.1f} s",
+            f"      p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms, max "
+            f"{worst * 1000:,.0f} ms{over} (target {target})  {verdict(ok and not k.missing)}",
+        ]
     return lines
 
 
@@ -237,9 +252,14 @@ def scale_report(runs: list[ScaleRun], kind: str) -> list[str]:
         lines.append(
             f"   refreshes/s, {n} process(es)           {ws.rate:8,.0f} {wb.rate:13,.0f} "
             f"{ratio(ws.rate, wb.rate)} (due at the end: {ws.due_at_end:,} / {wb.due_at_end:,};"
-            f" box CPU {(ws.gateway_cpu + ws.sim_cpu + ws.redis_cpu) / ws.seconds:.2f} / "
+            f" CPU of ours: {(ws.gateway_cpu + ws.sim_cpu + ws.redis_cpu) / ws.seconds:.2f} / "
             f"{(wb.gateway_cpu + wb.sim_cpu + wb.redis_cpu) / wb.seconds:.2f} cores)"
         )
+    lines.append(
+        f"   ({small.jobs:,} jobs due every {INTERVAL:g} s ask for at most "
+        f"{small.jobs / INTERVAL:,.0f} refreshes/s: a rate near it is the demand, not the "
+        "refresher's limit; none due at the end: it kept up)"
+    )
     lines.append(
         f"   2 processes / 1, refreshes/s          {rate_ratio(small):8.2f} "
         f"{rate_ratio(big):13.2f}   (no target; {os.cpu_count()} cores shared by the gateway "

@@ -13,9 +13,12 @@ the polling gap and one GET).
   a refresh is due) find the completion. The tasks' lengths step through one refresh
   interval (0.1 s apart), so completions fall at every phase of the refresh cycle.
 * ``fair share``: no callbacks and a tight status-call budget, B calls a minute for N
-  jobs created together that complete together: each needs one refresh after its
-  completion, and the budget allows one every 60/B s, so the last should know within
-  N·60/B s plus one interval. Watchers poll every 0.5 s (spread over that gap).
+  jobs in flight: a fair share refreshes each at least every N·60/B s, so each should be
+  known within that plus one interval of its completion. Two cases: the N jobs complete
+  together (the last one's turn comes after N·60/B s: no call may go to a job already
+  known), and their completions spread over 2·N·60/B s (most are still in flight and
+  compete for the same calls: no job may lose its turn again and again). Watchers poll
+  every 0.5 s from its create on (their phases spread over that gap).
 """
 
 from __future__ import annotations
@@ -61,13 +64,14 @@ async def _sleep_until(moment: float) -> None:
 
 
 async def _watch(
-    port: int, job_id: str, final_at: float, lead: float, every: float, give_up: float
+    port: int, job_id: str, final_at: float, start: float, every: float, give_up: float
 ) -> float | None:
-    """Seconds from ``final_at`` to the first answer showing the job completed."""
-    await _sleep_until(final_at - lead - 0.01)
+    """Polling from ``start`` (epoch seconds), the seconds from ``final_at`` to the first
+    answer showing the job completed (None: not within ``give_up`` s of it)."""
+    await _sleep_until(start - 0.01)
     conn = await Conn(port, AUTH).open()
     try:
-        await _sleep_until(final_at - lead)
+        await _sleep_until(start)
         while time.time() < final_at + give_up:
             code, body = await conn.request("GET", f"{URL}/{job_id}")
             now = time.time()
@@ -119,7 +123,7 @@ async def one_by_one(
                 if timings is not None:
                     (await sim.post("/__sim__/config", json=timings(k))).raise_for_status()
                 job_id, final_at = await _create(creator, sim)
-                watch = _watch(port, job_id, final_at, 0.03, every, 10.0)
+                watch = _watch(port, job_id, final_at, final_at - 0.03, every, 10.0)
                 watchers.append(asyncio.create_task(watch))
                 await asyncio.sleep(spacing)
             waits = await asyncio.gather(*watchers)
@@ -130,36 +134,43 @@ async def one_by_one(
     return Known(name, found, jobs, every, calls, time.monotonic() - began)
 
 
-async def together(
-    port: int, sim_url: str, jobs: int, budget: float, interval: float, config: dict[str, Any]
+async def fair_share(
+    name: str,
+    port: int,
+    sim_url: str,
+    jobs: int,
+    budget: float,
+    interval: float,
+    spread: float,
 ) -> Known:
-    """``jobs`` created at once, completing together, under a budget of ``budget`` calls
-    a minute; each watched every 0.5 s from its completion."""
+    """``jobs`` created at once (callbacks off) under a budget of ``budget`` status calls
+    a minute; the k-th completes ``spread`` x k / ``jobs`` s after the first, 4 s after
+    its create at the earliest (spread 0: all together). Each is polled every 0.5 s from
+    its create on, as clients waiting for their jobs do (so a job polled only once done
+    does not jump the queue)."""
     every = 0.5
     async with httpx.AsyncClient(base_url=sim_url, timeout=30) as sim:
+        config = {"callbacks": False, "queue_seconds": 1.0, "progress_seconds": 3.0}
         (await sim.post("/__sim__/config", json=config)).raise_for_status()
-        made: list[tuple[str, float]] = [("", 0.0)] * jobs
-        todo = iter(range(jobs))
-
-        async def creator() -> None:  # one connection each: one request at a time on it
-            conn = await Conn(port, AUTH).open()
-            try:
-                for k in todo:
-                    made[k] = await _create(conn, sim)
-            finally:
-                await conn.close()
-
-        await asyncio.gather(*(creator() for _ in range(8)))
-        first = min(final for _, final in made)
-        await _sleep_until(first)
-        began, calls = time.monotonic(), await _status_calls(sim)
+        made: list[tuple[str, float]] = []
+        conn = await Conn(port, AUTH).open()
+        try:
+            for k in range(jobs):
+                if spread:
+                    progress = 3.0 + spread * k / jobs
+                    patch = {"progress_seconds": progress}
+                    (await sim.post("/__sim__/config", json=patch)).raise_for_status()
+                made.append(await _create(conn, sim))
+        finally:
+            await conn.close()
+        began, calls, now = time.monotonic(), await _status_calls(sim), time.time()
         give_up = jobs * 60 / budget + interval + 15.0
         waits = await asyncio.gather(
             *(
-                _watch(port, job_id, final_at, -every * k / jobs, every, give_up)
+                _watch(port, job_id, final_at, now + every * k / jobs, every, give_up)
                 for k, (job_id, final_at) in enumerate(made)
             )
         )
         calls = await _status_calls(sim) - calls
     found = [w for w in waits if w is not None]
-    return Known("fair share", found, jobs, every, calls, time.monotonic() - began)
+    return Known(name, found, jobs, every, calls, time.monotonic() - began)

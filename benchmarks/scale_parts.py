@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import redis.asyncio
 from redis.asyncio.cluster import RedisCluster
 
 from benchmarks.bench_apps import MUSICGPT_KEY
@@ -42,6 +42,7 @@ from benchmarks.redis_topology import Topology
 from gateway.jobs import lost
 from gateway.jobs.records import merge_snapshot, new_job_id
 from gateway.store.limits import SLOT_MAX_AGE, Limits
+from gateway.store.redis_pool import open_client
 from gateway.store.store import JobRecord, Store
 from providers.base import SubmitRequest
 from providers.musicgpt import mapping
@@ -89,10 +90,16 @@ class ScaleRun:
     windows: dict[int, Window] = field(default_factory=dict)
 
 
-def _client(topo: Topology) -> redis.asyncio.Redis | RedisCluster:
-    if topo.cluster:
-        return RedisCluster.from_url(topo.url)
-    return redis.asyncio.Redis.from_url(topo.url)
+@contextlib.asynccontextmanager
+async def _store(topo: Topology) -> AsyncIterator[Store]:
+    """The gateway's ``Store`` on ``topo``, through the gateway's own client."""
+    client, close = open_client(topo.url, cluster=topo.cluster, timeout=30, max_connections=128)
+    try:
+        if isinstance(client, RedisCluster):  # before concurrent commands: the slot map
+            await client.initialize()  # (redis-py's async cluster client races without it)
+        yield Store(client, prefix=PREFIX, retention_seconds=RETENTION)
+    finally:
+        await close()
 
 
 def _record(task: list[str], owner: str, now: float) -> JobRecord:
@@ -142,38 +149,32 @@ def _sim_tasks(sim: str, count: int) -> list[list[str]]:
 
 async def _seed(topo: Topology, tasks: list[list[str]]) -> float:
     """Store a job for each task; returns the mean MEMORY USAGE of 100 of their records."""
-    client = _client(topo)
-    store = Store(client, prefix=PREFIX, retention_seconds=RETENTION)  # type: ignore[arg-type]
-    limits = Limits(client, prefix=PREFIX)  # type: ignore[arg-type]
     now = time.time()
     records = [_record(t, f"key_{i // JOBS_PER_OWNER:016x}", now) for i, t in enumerate(tasks)]
     todo = iter(records)
+    async with _store(topo) as store:
+        limits = Limits(store.redis, prefix=PREFIX)
 
-    async def worker() -> None:
-        for record in todo:
-            slot = (limits.slot_key(record.owner), JOBS_PER_OWNER, SLOT_MAX_AGE)
-            opened = await store.open_job(record, due=now, slot=slot)
-            if not opened.created:
-                raise RuntimeError(f"seeding: {record.id} not admitted")
+        async def worker() -> None:
+            for record in todo:
+                slot = (limits.slot_key(record.owner), JOBS_PER_OWNER, SLOT_MAX_AGE)
+                opened = await store.open_job(record, due=now, slot=slot)
+                if not opened.created:
+                    raise RuntimeError(f"seeding: {record.id} not admitted")
 
-    try:
         await asyncio.gather(*(worker() for _ in range(64)))
         names = []
-        async for name in client.scan_iter(match=f"{PREFIX}job:*", count=1000):
+        async for name in store.redis.scan_iter(match=f"{PREFIX}job:*", count=1000):
             names.append(name)
             if len(names) == 100:
                 break
-        sizes = [int(await client.memory_usage(name, samples=0) or 0) for name in names]
+        sizes = [int(await store.redis.memory_usage(name, samples=0) or 0) for name in names]
         return sum(sizes) / len(sizes)
-    finally:
-        await client.aclose()
 
 
 async def _claims(topo: Topology) -> tuple[float, float]:
     """(this process's CPU, the servers' CPU) per ``claim_due`` of 100 due ids."""
-    client = _client(topo)
-    store = Store(client, prefix=PREFIX, retention_seconds=RETENTION)  # type: ignore[arg-type]
-    try:
+    async with _store(topo) as store:
         for _ in range(10):  # warm: connections, the script cached
             await store.claim_due(100, 0.0, time.time())
         cpu0, redis0 = time.process_time(), topo.cpu()
@@ -183,8 +184,6 @@ async def _claims(topo: Topology) -> tuple[float, float]:
                 raise RuntimeError(f"claim took {len(claimed.ids)} ids, not 100")
         cpu1, redis1 = time.process_time(), topo.cpu()
         return (cpu1 - cpu0) / CLAIMS, (redis1 - redis0) / CLAIMS
-    finally:
-        await client.aclose()
 
 
 def settled_memory(topo: Topology) -> int:
@@ -202,11 +201,8 @@ def settled_memory(topo: Topology) -> int:
 
 def _due_now(topo: Topology) -> int:
     async def count() -> int:
-        client = _client(topo)
-        try:
-            return int(await client.zcount(f"{PREFIX}due", "-inf", time.time()))
-        finally:
-            await client.aclose()
+        async with _store(topo) as store:
+            return int(await store.redis.zcount(store.due_key, "-inf", time.time()))
 
     return asyncio.run(count())
 
@@ -305,10 +301,10 @@ def scale_run(
     httpx.post(f"{sim.url}/__sim__/reset", timeout=60).raise_for_status()
     memory0 = topo.memory()
     began = time.monotonic()
-    tasks = _sim_tasks(sim.url, jobs)
-    record_bytes = asyncio.run(_seed(topo, tasks))
+    record_bytes = asyncio.run(_seed(topo, _sim_tasks(sim.url, jobs)))
     seed_seconds = time.monotonic() - began
     memory_per_job = (settled_memory(topo) - memory0) / jobs
+    gc.collect()  # the seeding's garbage is not the claims' CPU
     claim_client, claim_redis = asyncio.run(_claims(topo))
     run = ScaleRun(jobs, seed_seconds, memory_per_job, record_bytes, claim_client, claim_redis)
     print(f"  {jobs:,} jobs seeded in {seed_seconds:.1f} s", flush=True)

@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import collections
+import random
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -27,8 +29,21 @@ from litestar.params import FromPath
 from providers.musicgpt import sim_payloads as pl
 from providers.musicgpt.sim_config import SimulatorConfig
 
-if TYPE_CHECKING:
-    from providers.musicgpt.simulator import Sim
+
+class Sim(Protocol):
+    """The simulator state the control surface reads and changes (``simulator.Sim``)."""
+
+    config: SimulatorConfig
+    rng: random.Random
+    jobs: dict[str, pl.SimJob]
+    by_conversion: dict[str, str]
+    stats: collections.Counter[str]
+    byid_times: collections.deque[float]
+
+    def phase(self, job: pl.SimJob) -> pl.Phase: ...
+
+    def stats_doc(self) -> dict[str, Any]: ...
+
 
 _JSON = "application/json"
 _ERRORS = {
