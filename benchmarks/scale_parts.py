@@ -9,9 +9,11 @@ For each backlog size N, on a Redis topology (``redis_topology.py``) emptied fir
    its place on the refresh schedule and its owner's in-flight slot (50 jobs per client
    key, the default limit). Redis memory per job: ``used_memory`` growth without client
    buffers, summed over the masters, divided by N.
-2. Claims: the gateway's ``Store.claim_due`` of 100 due ids (the refresher's batch), run
-   ``CLAIMS`` times in this process on that schedule (claim_seconds 0: every id stays
-   due): this process's CPU and the servers' CPU per claim, the least of ``ROUNDS``.
+2. Claims (``claim_costs``, once for all sizes): the gateway's ``Store.claim_due`` of 100
+   due ids (the refresher's batch) on schedules of each size (sorted sets of due ids
+   under their own prefixes; claim_seconds 0: every id stays due), ``CLAIMS`` claims a
+   round, the sizes' rounds interleaved: this process's CPU and the servers' CPU per
+   claim, the least of ``ROUNDS`` rounds.
 3. Gateway processes (granian, one worker each, nothing but the background refresher at
    work: no client) refresh the N jobs with a refresh interval of 0.5 s (1,000 jobs need
    2,000 refreshes a second: every size keeps the refresher busy) and a budget that never
@@ -85,8 +87,6 @@ class ScaleRun:
     seed_seconds: float
     memory_per_job: float  # B, all-in
     record_bytes: float  # B, MEMORY USAGE of a job record (a sample's mean)
-    claim_client: float  # s of this process's CPU per claim of 100
-    claim_redis: float  # s of the servers' CPU per claim of 100
     windows: dict[int, Window] = field(default_factory=dict)
 
 
@@ -172,23 +172,42 @@ async def _seed(topo: Topology, tasks: list[list[str]]) -> float:
         return sum(sizes) / len(sizes)
 
 
-async def _claims(topo: Topology) -> tuple[float, float]:
-    """(this process's CPU, the servers' CPU) per ``claim_due`` of 100 due ids: the
-    least of ``ROUNDS`` rounds of ``CLAIMS`` claims (the machine's noise only adds)."""
-    client, server = float("inf"), float("inf")
-    async with _store(topo) as store:
-        for _ in range(10):  # warm: connections, the script cached
-            await store.claim_due(100, 0.0, time.time())
-        for _ in range(ROUNDS):
-            cpu0, redis0 = time.process_time(), topo.cpu()
-            for _ in range(CLAIMS):
-                claimed = await store.claim_due(100, 0.0, time.time())
-                if len(claimed.ids) != 100:
-                    raise RuntimeError(f"claim took {len(claimed.ids)} ids, not 100")
-            cpu1, redis1 = time.process_time(), topo.cpu()
-            client = min(client, (cpu1 - cpu0) / CLAIMS)
-            server = min(server, (redis1 - redis0) / CLAIMS)
-    return client, server
+async def _claim_costs(topo: Topology, sizes: tuple[int, ...]) -> dict[int, tuple[float, float]]:
+    """Per size N: (this process's CPU, the servers' CPU) per ``claim_due`` of 100 due ids
+    on a schedule of N jobs, the least of ``ROUNDS`` rounds of ``CLAIMS`` claims, the
+    sizes' rounds interleaved (the machine's drift hits them alike, its noise only adds)."""
+    best = {n: (float("inf"), float("inf")) for n in sizes}
+    async with _store(topo) as base:
+        stores = {
+            n: Store(base.redis, prefix=f"claims{n}:", retention_seconds=RETENTION) for n in sizes
+        }
+        now = time.time()
+        for n, store in stores.items():
+            for first in range(0, n, 1000):
+                members = {new_job_id(): now for _ in range(first, min(n, first + 1000))}
+                await store.redis.zadd(store.due_key, members)
+            for _ in range(10):  # warm: connections, the script cached
+                await store.claim_due(100, 0.0, time.time())
+        try:
+            for _ in range(ROUNDS):
+                for n, store in stores.items():
+                    cpu0, redis0 = time.process_time(), topo.cpu()
+                    for _ in range(CLAIMS):
+                        claimed = await store.claim_due(100, 0.0, time.time())
+                        if len(claimed.ids) != 100:
+                            raise RuntimeError(f"claim took {len(claimed.ids)} ids, not 100")
+                    cpu1, redis1 = time.process_time(), topo.cpu()
+                    client = min(best[n][0], (cpu1 - cpu0) / CLAIMS)
+                    best[n] = (client, min(best[n][1], (redis1 - redis0) / CLAIMS))
+        finally:
+            for store in stores.values():
+                await store.redis.delete(store.due_key)
+    return best
+
+
+def claim_costs(topo: Topology, sizes: tuple[int, ...]) -> dict[int, tuple[float, float]]:
+    gc.collect()
+    return asyncio.run(_claim_costs(topo, sizes))
 
 
 def settled_memory(topo: Topology) -> int:
@@ -309,9 +328,7 @@ def scale_run(
     record_bytes = asyncio.run(_seed(topo, _sim_tasks(sim.url, jobs)))
     seed_seconds = time.monotonic() - began
     memory_per_job = (settled_memory(topo) - memory0) / jobs
-    gc.collect()  # the seeding's garbage is not the claims' CPU
-    claim_client, claim_redis = asyncio.run(_claims(topo))
-    run = ScaleRun(jobs, seed_seconds, memory_per_job, record_bytes, claim_client, claim_redis)
+    run = ScaleRun(jobs, seed_seconds, memory_per_job, record_bytes)
     print(f"  {jobs:,} jobs seeded in {seed_seconds:.1f} s", flush=True)
     env = gateway_env(topo, sim.url, tmp)
     with gateways() as procs:
