@@ -505,3 +505,30 @@ async def test_an_ai_stats_minimax_request_runs_as_sent(
         assert (r.status_code, r.json()["param"]) == (400, "minimax.stream")
         r = await client.post(URL, json={**body, "minimax": {"voice": "x"}})
         assert (r.status_code, r.json()["error"]) == (400, "unknown_parameter")
+
+
+async def test_a_conversion_that_fails_is_said_in_the_warnings(
+    make_settings: Callable[..., Settings], sims: Sims
+) -> None:
+    url = sims["musicgpt"][0]
+    broken = {"faults": [{"status": 500, "endpoints": ["download"]}]}
+    with httpx.Client() as http:
+        MUSICGPT.configure(http, url, broken)
+    try:
+        async with gateway(make_settings, sims) as client:
+            body = {"model": "musicgpt/v7", "prompt": "no copy for me", "format": "ogg"}
+            r = await client.post(URL, json=body)
+            assert r.status_code == 200 and r.json()["warnings"] == []
+
+            async def warned() -> dict[str, Any] | None:
+                job = (await client.get(f"{URL}/{r.json()['id']}")).json()
+                return job if job["warnings"] else None
+
+            job = await eventually(warned, what="the conversion failure reported")
+            assert job["status"] == "completed"
+            assert [(w["code"], w["param"]) for w in job["warnings"]] == [
+                ("format_not_converted", "format")
+            ]
+    finally:
+        with httpx.Client() as http:
+            MUSICGPT.configure(http, url, {"faults": []})
