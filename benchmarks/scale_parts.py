@@ -17,10 +17,11 @@ For each backlog size N, on a Redis topology (``redis_topology.py``) emptied fir
 3. Gateway processes (granian, one worker each, nothing but the background refresher at
    work: no client) refresh the N jobs with a refresh interval of 0.5 s (1,000 jobs ask
    for at most 2,000 refreshes a second, about what one process manages on a small
-   machine; 100,000 keep it flat out) and a budget that never binds. Over a window, with 1 process and then 2: refreshes (the simulator's status
-   calls), the processes' CPU (``/proc``, user + system) and the servers' CPU, the
-   refresher's claims (``/metrics``), and the jobs still due at the end (a backlog: the
-   refresher ran flat out).
+   machine; 100,000 keep it flat out) and a budget that never binds. Over a window, with
+   1 process and then 2: refreshes (the simulator's status calls), the processes' CPU
+   (``/proc``, user + system) and the servers' CPU, the refresher's claims
+   (``/metrics``), and the jobs still due at the end (a backlog: the refresher ran flat
+   out).
 """
 
 from __future__ import annotations
