@@ -222,12 +222,72 @@ def report(
     return lines
 
 
+# ------------------------------------------------------------------------ stack
+
+
+def start_simulators(tmp: Path, served: list[Served]) -> dict[str, Served]:
+    """Both provider simulators under granian (one process each), ready; each is added
+    to ``served`` (the caller stops them)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    sims = {
+        n: Served(n, f"benchmarks.bench_apps:{n}", 1, env, tmp) for n in ("musicgpt", "tempolor")
+    }
+    served += sims.values()
+    for sim in sims.values():
+        sim.wait_ready("/__sim__/stats")
+    return sims
+
+
+def start_gateway_and_bare(
+    redis_url: str, sims: dict[str, Served], workers: int, tmp: Path, served: list[Served]
+) -> tuple[Stack, str]:
+    """The gateway (``gateway_env``) and the bare app answering one of its completed jobs,
+    each with ``workers`` granian workers, ready: (the stack, that job's id). Both are
+    added to ``served``."""
+    gateway = Served(
+        "gateway", "gateway.api.asgi:app", workers, gateway_env(redis_url, sims, tmp), tmp
+    )
+    served.append(gateway)
+    gateway.wait_ready("/health")
+    stack = Stack(redis_url, gateway, None, sims, redis.Redis.from_url(redis_url))
+    job = completed_job(stack)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "BENCH_BARE_JOB": msgspec.json.encode(job).decode(),
+    }
+    stack.bare = Served("bare", "benchmarks.bench_apps:bare", workers, env, tmp)
+    served.append(stack.bare)
+    stack.bare.wait_ready(f"{URL}/{job['id']}")
+    print(
+        f"stack up: gateway {gateway.url}, bare {stack.bare.url}, redis {redis_url}",
+        flush=True,
+    )
+    return stack, job["id"]
+
+
 # ------------------------------------------------------------------------- main
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """The load generator's own loop: uvloop, so that it is not what runs out of CPU."""
     return uvloop.run(coro)
+
+
+def overhead(
+    stack: Stack, job_id: str, args: argparse.Namespace
+) -> tuple[PartA | None, list[Latency] | None]:
+    """Parts (a) and (b), those of ``args.parts``."""
+    a = b = None
+    if "a" in args.parts:
+        a = part_a(stack, job_id, args)
+        print("a done", flush=True)
+    if "b" in args.parts:
+        stack.sim_config("musicgpt", {"queue_seconds": 0.1, "progress_seconds": 0.2})
+        stack.sim_config("tempolor", {"queue_seconds": 0.1, "generate_seconds": 0.2})
+        b = run(part_b(stack, args.creates))
+        print("b done", flush=True)
+    return a, b
 
 
 def main() -> int:
@@ -254,7 +314,7 @@ def main() -> int:
     if "a" in args.parts:
         ensure_wrk()
 
-    a = b = c1 = c2 = None
+    c1 = c2 = None
     keep = contextlib.nullcontext(args.logs) if args.logs else None
     with keep or tempfile.TemporaryDirectory(prefix="bench-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -263,41 +323,9 @@ def main() -> int:
         redis_url = embedded.start()
         served: list[Served] = []
         try:
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            sims = {
-                n: Served(n, f"benchmarks.bench_apps:{n}", 1, env, tmp)
-                for n in ("musicgpt", "tempolor")
-            }
-            served += sims.values()
-            gateway = Served(
-                "gateway",
-                "gateway.api.asgi:app",
-                args.workers,
-                gateway_env(redis_url, sims, tmp),
-                tmp,
-            )
-            served.append(gateway)
-            for sim in sims.values():
-                sim.wait_ready("/__sim__/stats")
-            gateway.wait_ready("/health")
-            stack = Stack(redis_url, gateway, None, sims, redis.Redis.from_url(redis_url))
-            job = completed_job(stack)
-            bare_env = {**env, "BENCH_BARE_JOB": msgspec.json.encode(job).decode()}
-            stack.bare = Served("bare", "benchmarks.bench_apps:bare", args.workers, bare_env, tmp)
-            served.append(stack.bare)
-            stack.bare.wait_ready(f"{URL}/{job['id']}")
-            print(
-                f"stack up: gateway {gateway.url}, bare {stack.bare.url}, redis {redis_url}",
-                flush=True,
-            )
-            if "a" in args.parts:
-                a = part_a(stack, job["id"], args)
-                print("a done", flush=True)
-            if "b" in args.parts:
-                stack.sim_config("musicgpt", {"queue_seconds": 0.1, "progress_seconds": 0.2})
-                stack.sim_config("tempolor", {"queue_seconds": 0.1, "generate_seconds": 0.2})
-                b = run(part_b(stack, args.creates))
-                print("b done", flush=True)
+            sims = start_simulators(tmp, served)
+            stack, job_id = start_gateway_and_bare(redis_url, sims, args.workers, tmp, served)
+            a, b = overhead(stack, job_id, args)
             if "c" in args.parts:
                 stack.wait_idle()
                 c1 = run(part_c1(stack))

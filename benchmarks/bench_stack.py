@@ -134,10 +134,16 @@ class Served:
     """One ASGI app under granian in its own process group."""
 
     def __init__(
-        self, name: str, target: str, workers: int, env: dict[str, str], logs: Path
+        self,
+        name: str,
+        target: str,
+        workers: int,
+        env: dict[str, str],
+        logs: Path,
+        port: int | None = None,
     ) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(logs / f"{name}.log", "wb")  # closed in stop()
         cmd = [

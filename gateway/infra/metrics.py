@@ -97,6 +97,19 @@ class Metrics:
             registry=r,
         )
 
+        self.refresher_claims = Counter(
+            "gateway_refresher_claims",
+            "Claims the background refresher made on the refresh schedule (one Redis round "
+            "trip each, empty ones included).",
+            registry=r,
+        )
+        self.refresher_claimed = Counter(
+            "gateway_refresher_claimed_jobs",
+            "Jobs the background refresher claimed (each then refreshed, expired or put "
+            "back on the schedule).",
+            registry=r,
+        )
+
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         children = self._request_children.get((route, method, status))
         if children is None:  # label lookups cost more than the updates: done once

@@ -41,6 +41,7 @@ class SimJob:
     flagged: bool = False
     fail: bool = False
     reason: str = ""
+    created_wall: float = 0.0  # time.time() at create: the timeline in epoch seconds
 
     def phase(self, now: float, partial: bool = False) -> Phase:
         if self.flagged:
@@ -52,6 +53,20 @@ class SimJob:
             half = self.queue_seconds + self.progress_seconds / 2
             return "partial" if partial and not self.fail and elapsed >= half else "in_progress"
         return "failed" if self.fail else "completed"
+
+    def timeline(self, phase: Phase) -> dict[str, Any]:
+        """When the task was created, started and ends (epoch seconds), and its phase now:
+        what ``GET /__sim__/tasks/{task_id}`` answers (a benchmark's completion moment)."""
+        started = self.created_wall + (0.0 if self.flagged else self.queue_seconds)
+        final = started + (0.0 if self.flagged else self.progress_seconds)
+        return {
+            "task_id": self.task_id,
+            "conversion_ids": list(self.conversion_ids),
+            "created_at": self.created_wall,
+            "started_at": started,
+            "final_at": final,
+            "phase": phase,
+        }
 
     def media(self, cid: str, ext: str) -> str:
         return f"{self.base_url}/media/{self.task_id}/{cid}.{ext}"

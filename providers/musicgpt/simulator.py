@@ -23,8 +23,10 @@ Native surface (MusicGPT's public API docs (https://docs.musicgpt.com)):
 * Webhooks to the create's ``webhook_url``: ``audio_streaming`` when a song starts,
   ``music_ai`` (+ ``album_cover_generation``, ``lyrics_timestamped``) when it ends.
 
-Control surface (JSON): ``GET|POST /__sim__/config`` (POST = partial update of
-``SimulatorConfig``), ``GET /__sim__/stats``, ``POST /__sim__/reset`` (jobs and counters).
+Control surface (JSON, ``sim_control.py``): ``GET|POST /__sim__/config`` (POST = partial
+update of ``SimulatorConfig``), ``GET /__sim__/stats``, ``POST /__sim__/reset`` (jobs and
+counters), ``GET /__sim__/tasks/{task_id}`` (a task's timeline in epoch seconds) and
+``POST /__sim__/tasks`` (many tasks at once, for benchmarks).
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import contextlib
 import random
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -47,6 +48,7 @@ from litestar.params import FromPath
 
 from providers.musicgpt import sim_payloads as pl
 from providers.musicgpt.sim_config import DEFAULT_WORDS, Endpoint, Fault, SimulatorConfig
+from providers.musicgpt.sim_control import control_routes, error, now_iso, respond
 from providers.simulator_media import MP3_BYTES, PNG_BYTES, WAV_BYTES
 
 __all__ = ["Fault", "SimulatorConfig", "create_simulator"]
@@ -54,17 +56,6 @@ __all__ = ["Fault", "SimulatorConfig", "create_simulator"]
 log = structlog.get_logger(__name__)
 
 _JSON = "application/json"
-_ERRORS = {
-    400: "Invalid request",
-    401: "Unauthorized",
-    402: "Insufficient credit balance",
-    403: "Incorrect API key",
-    404: "Conversion not found",
-    409: "Conflict",
-    422: "Unprocessable entity",
-    429: "Too many requests",
-    500: "Internal server error",
-}
 _MEDIA = {"mp3": "audio/mpeg", "wav": "audio/wav", "m3u8": "application/vnd.apple.mpegurl"}
 _MODELS = ("v6", "v6-pro", "v7", "v7-pro")
 
@@ -85,27 +76,11 @@ _COUNTERS = (
 )
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(
-        msgspec.json.encode(data), status_code=status, media_type=_JSON, headers=headers
-    )
-
-
-def _error(status: int, message: str | None = None, style: str = "error") -> Response[bytes]:
-    text = message or _ERRORS.get(status, f"HTTP {status}")
-    body = {"detail": text} if style == "detail" else {"success": False, style: text}
-    return _json(body, status)
-
-
 class _Undelivered(Exception):
     """The gateway answered a webhook with a non-2xx status (retried like a network error)."""
 
 
-class _Sim:
+class Sim:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.jobs: dict[str, pl.SimJob] = {}
@@ -136,7 +111,7 @@ class _Sim:
             if rule.latency > 0:
                 await asyncio.sleep(rule.latency)
             if rule.status is not None:
-                resp = _error(rule.status, rule.message, rule.body_style)
+                resp = error(rule.status, rule.message, rule.body_style)
                 if rule.retry_after is not None:
                     resp.headers["Retry-After"] = str(int(rule.retry_after))
                 return resp
@@ -151,8 +126,8 @@ class _Sim:
             return None
         self.stats["auth_failures"] += 1
         if not key:
-            return _error(401, "Unauthorized: missing API key")
-        return _error(403, "Incorrect API key")
+            return error(401, "Unauthorized: missing API key")
+        return error(403, "Incorrect API key")
 
     def active(self) -> int:
         return sum(
@@ -263,23 +238,24 @@ class _Sim:
             body = None
         if not isinstance(body, dict):
             self.stats["creates_rejected"] += 1
-            return _error(400, "Request body must be a JSON object")
+            return error(400, "Request body must be a JSON object")
         text = " ".join(str(body.get(k) or "") for k in ("prompt", "lyrics", "music_style"))
         model = body.get("model") or "v6"
         if not text.strip() or (versioned and model not in _MODELS):
             self.stats["creates_rejected"] += 1
-            return _error(400, "Provide a prompt, lyrics or music_style and a valid model")
+            return error(400, "Provide a prompt, lyrics or music_style and a valid model")
         cfg = self.config
         if cfg.max_concurrent is not None and self.active() >= cfg.max_concurrent:
             self.stats["rate_limited"] += 1
-            return _error(429, "Concurrency limit reached for your plan")
+            return error(429, "Concurrency limit reached for your plan")
         lowered = text.lower()
         flagged = any(w.lower() in lowered for w in cfg.flag_words if w)
         job = pl.SimJob(
             task_id=str(uuid.uuid4()),
             conversion_ids=(str(uuid.uuid4()), str(uuid.uuid4())),
             created=time.monotonic(),
-            created_at=_now_iso(),
+            created_wall=time.time(),
+            created_at=now_iso(),
             base_url=str(request.base_url).rstrip("/"),
             queue_seconds=cfg.queue_seconds,
             progress_seconds=cfg.progress_seconds,
@@ -305,7 +281,7 @@ class _Sim:
         if (resp := await self.fault("create", after_create=True)) is not None:
             return resp  # the task exists upstream; this answer is an error, late or broken
         eta = round(cfg.queue_seconds + cfg.progress_seconds)
-        return _json(
+        return respond(
             {
                 "success": True,
                 "message": "Message published to queue",
@@ -331,22 +307,22 @@ class _Sim:
             self.byid_times.popleft()
         if limit is not None and len(self.byid_times) >= limit:
             self.stats["rate_limited"] += 1
-            return _error(429, "Rate limit exceeded for byId")
+            return error(429, "Rate limit exceeded for byId")
         self.byid_times.append(now)
         q = request.query_params
         task_id, cid = q.get("task_id"), q.get("conversion_id")
         if bool(task_id) == bool(cid):
-            return _error(400, "Provide either task_id or conversion_id, not both")
+            return error(400, "Provide either task_id or conversion_id, not both")
         if q.get("conversionType") != "MUSIC_AI":
-            return _error(400, "Unsupported conversionType")
+            return error(400, "Unsupported conversionType")
         job = self.jobs.get(task_id or self.by_conversion.get(cid or "", ""))
         if job is None:
-            return _error(404, "Conversion not found")
+            return error(404, "Conversion not found")
         phase = self.phase(job)
         cfg = self.config
         build = pl.legacy_conversion if cfg.legacy_shape else pl.merged_conversion
-        conv = build(job, phase, self.words()[phase], _now_iso(), cfg.string_numbers)
-        return _json({"success": True, "conversion": conv})
+        conv = build(job, phase, self.words()[phase], now_iso(), cfg.string_numbers)
+        return respond({"success": True, "conversion": conv})
 
     async def media(self, task_id: str, name: str) -> Response[bytes]:
         self.stats["download_calls"] += 1
@@ -355,11 +331,11 @@ class _Sim:
         job = self.jobs.get(task_id)
         stem, _, ext = name.rpartition(".")
         if job is None or (stem not in job.conversion_ids and name not in pl.COVERS):
-            return _error(404, "File not found")
+            return error(404, "File not found")
         if name in pl.COVERS:
             return Response(PNG_BYTES, media_type="image/png")
         if ext not in _MEDIA:
-            return _error(404, "File not found")
+            return error(404, "File not found")
         data = {"mp3": MP3_BYTES, "wav": WAV_BYTES}.get(ext) or pl.hls_playlist(stem)
         return Response(data, media_type=_MEDIA[ext])
 
@@ -375,26 +351,13 @@ class _Sim:
         for name in ("error", "message", "detail"):
             if isinstance(body, dict) and isinstance(body.get(name), str):
                 body[name] += f" (received Authorization: {received})"
-                return _json(body, resp.status_code, dict(resp.headers))
+                return respond(body, resp.status_code, dict(resp.headers))
         return resp
-
-    def update_config(self, patch: Any) -> Response[bytes]:
-        if not isinstance(patch, dict):
-            return _error(400, "config patch must be a JSON object")
-        try:
-            merged = msgspec.convert({**msgspec.to_builtins(self.config), **patch}, SimulatorConfig)
-        except msgspec.ValidationError as exc:
-            return _error(400, str(exc))
-        for field in SimulatorConfig.__struct_fields__:
-            setattr(self.config, field, getattr(merged, field))
-        if "seed" in patch:
-            self.rng.seed(self.config.seed)
-        return _json(msgspec.to_builtins(self.config))
 
 
 def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
     """The simulator app; ``config`` is shared and may be mutated while it runs."""
-    sim = _Sim(config or SimulatorConfig())
+    sim = Sim(config or SimulatorConfig())
 
     @post("/v2/MusicAI")
     async def create_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -414,32 +377,8 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
     ) -> Response[bytes]:
         return sim.echo_auth(request, await sim.media(task_id, name))
 
-    @get("/__sim__/config")
-    async def get_config() -> Response[bytes]:
-        return _json(msgspec.to_builtins(sim.config))
-
-    @post("/__sim__/config")
-    async def set_config(request: Request[Any, Any, Any]) -> Response[bytes]:
-        try:
-            patch = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError:
-            return _error(400, "config patch must be JSON")
-        return sim.update_config(patch)
-
-    @get("/__sim__/stats")
-    async def stats() -> Response[bytes]:
-        return _json(sim.stats_doc())
-
-    @post("/__sim__/reset")
-    async def reset() -> Response[bytes]:
-        sim.jobs.clear()
-        sim.by_conversion.clear()
-        sim.stats.clear()
-        sim.byid_times.clear()
-        return _json(sim.stats_doc())
-
     app = Litestar(
-        route_handlers=[create_v2, create_v1, by_id, media, get_config, set_config, stats, reset],
+        route_handlers=[create_v2, create_v1, by_id, media, *control_routes(sim)],
         on_shutdown=[sim.close],
         openapi_config=None,
     )

@@ -297,6 +297,15 @@ async def test_the_refresher_wakes_when_the_next_job_is_due(
         finally:
             stop.set()
             await task
+        # its claims are counted: two took the job (one refresh each), the rest none
+        metrics = (await client.get("/metrics")).text
+        assert "gateway_refresher_claimed_jobs_total 2.0" in metrics
+        claims = next(
+            float(line.split()[1])
+            for line in metrics.splitlines()
+            if line.startswith("gateway_refresher_claims_total ")
+        )
+        assert claims >= 2
 
 
 async def test_claim_due_says_when_the_next_job_is_due(make_settings: Any) -> None:

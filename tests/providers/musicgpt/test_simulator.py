@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -152,3 +154,54 @@ async def test_string_numbers_knob(mg_sim: Sim) -> None:
     assert body["eta"] == "0"
     conv = (await by_id(mg_sim, task_id=body["task_id"])).json()["conversion"]
     assert conv["conversion_duration_1"] == "1.0"
+
+
+async def test_task_timeline_in_epoch_seconds(mg_sim: Sim) -> None:
+    await mg_sim.set(queue_seconds=0.2, progress_seconds=0.3)
+    before = time.time()
+    task_id = (await create(mg_sim)).json()["task_id"]
+    after = time.time()
+    doc = (await call("GET", f"{mg_sim.url}/__sim__/tasks/{task_id}")).json()
+    assert doc["task_id"] == task_id and doc["phase"] == "queued"
+    assert before <= doc["created_at"] <= after
+    assert doc["started_at"] == pytest.approx(doc["created_at"] + 0.2)
+    assert doc["final_at"] == pytest.approx(doc["created_at"] + 0.5)
+    # the byId answer turns COMPLETED at final_at, not before
+    while time.time() < doc["final_at"] - 0.05:
+        conv = (await by_id(mg_sim, task_id=task_id)).json()["conversion"]
+        assert conv["status"] != "COMPLETED"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(max(0.0, doc["final_at"] - time.time()) + 0.01)
+    assert (await by_id(mg_sim, task_id=task_id)).json()["conversion"]["status"] == "COMPLETED"
+    assert (await call("GET", f"{mg_sim.url}/__sim__/tasks/{task_id}")).json()["phase"] == (
+        "completed"
+    )
+    missing = await call("GET", f"{mg_sim.url}/__sim__/tasks/nope")
+    assert missing.status_code == 404
+
+
+async def test_seeded_tasks_answer_by_id_without_counting_creates(mg_sim: Sim) -> None:
+    resp = await call("POST", f"{mg_sim.url}/__sim__/tasks", json={"count": 3, "queue_seconds": 60})
+    assert resp.status_code == 200
+    tasks = resp.json()["tasks"]
+    assert len(tasks) == 3 and len({t[0] for t in tasks}) == 3
+    task_id, _, cid2 = tasks[0]
+    conv = (await by_id(mg_sim, task_id=task_id)).json()["conversion"]
+    assert conv["status"] == "IN_QUEUE" and conv["task_id"] == task_id
+    assert (await by_id(mg_sim, conversion_id=cid2)).json()["conversion"]["task_id"] == task_id
+    stats = await mg_sim.stats()
+    assert stats["create_calls"] == 0 and stats["jobs_total"] == 3 and stats["jobs_active"] == 3
+    assert stats["status_calls"] == 2
+    # the configured timings unless the body gives its own
+    await mg_sim.set(queue_seconds=0, progress_seconds=0)
+    (task_id, *_), *_ = (await call("POST", f"{mg_sim.url}/__sim__/tasks", json={})).json()["tasks"]
+    assert (await by_id(mg_sim, task_id=task_id)).json()["conversion"]["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    "body", [{"count": 0}, {"count": 200_001}, {"count": "many"}, {"counts": 2}, [1]]
+)
+async def test_seeding_rejects_bad_bodies(mg_sim: Sim, body: Any) -> None:
+    resp = await call("POST", f"{mg_sim.url}/__sim__/tasks", json=body)
+    assert resp.status_code == 400 and resp.json()["success"] is False
+    assert (await mg_sim.stats())["jobs_total"] == 0
