@@ -27,6 +27,10 @@ from gateway.store.limits import Bucket, Grant
 from gateway.store.store import JobRecord, decode_job
 from providers.base import ModelSpec, Pollable, ProviderError, Snapshot, is_final
 
+#: Seconds a booked turn of the budget waits for its job past the turn (the refresher
+#: claims it within milliseconds; a process that died meanwhile just loses the turn).
+RESERVATION_GRACE = 30.0
+
 log = structlog.get_logger("gateway.jobs.service")
 
 POLL_BUDGET = 5.0  # seconds a status poll may spend on retries
@@ -155,7 +159,9 @@ class Refreshes:
         raw: bytes | None = None
         interval = self.settings.refresh_interval
         if interval > 0:
-            begun = await self.store.begin_refresh(record.id, interval, bucket)
+            # the background refresher queues for a tight budget (first come, first served)
+            reserve = self.settings.background_refresh
+            begun = await self.store.begin_refresh(record.id, interval, bucket, reserve=reserve)
             if not begun.leased or begun.raw is None:
                 breaker.release_trial()
                 if wait and not begun.leased:  # a client polls: the other's snapshot
@@ -242,6 +248,9 @@ class Refreshes:
             breaker.release_trial()
             log.info("upstream_budget_spent", provider=record.provider, job_id=record.id)
             self.metrics.budget_denied.labels(record.provider).inc()
+            if grant.reserved:  # its turn is booked: back exactly then, already paid
+                await self.store.reserve_for(record.id, grant.retry_after, RESERVATION_GRACE)
+                raise _Skipped(grant.retry_after)
             raise _Skipped(max(grant.retry_after, self.core.period))
         state_type = self.providers[record.provider].state_type
         try:

@@ -32,9 +32,12 @@ from gateway.store.redis_pool import RedisClient
 SLOT_MAX_AGE = 3600  # seconds
 
 # A token bucket as a Lua function: returns {allowed (0/1), seconds until ``cost`` is
-# back, tokens left}.
+# back, tokens left, reserved (0/1)}. With ``reserve``, a take the bucket cannot cover
+# now is a reservation: its tokens are taken anyway (the level goes below zero) and the
+# wait says when they would have been there, so takers that come later wait behind it:
+# first come, first served, however many wait (the fair share of a tight budget).
 BUCKET_LUA = """
-local function take(key, cap, rate, cost)
+local function take(key, cap, rate, cost, reserve)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
   local b = redis.call('HMGET', key, 'tokens', 'ts')
@@ -46,21 +49,31 @@ local function take(key, cap, rate, cost)
   end
   tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
   local allowed = 0
+  local reserved = 0
   local wait = 0
   if tokens >= cost then
     tokens = tokens - cost
     allowed = 1
+  elseif reserve == 1 then
+    wait = (cost - tokens) / rate
+    tokens = tokens - cost
+    reserved = 1
   else
     wait = (cost - tokens) / rate
   end
   redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
-  redis.call('PEXPIRE', key, math.ceil(cap / rate * 1000) + 1000)
-  return {allowed, tostring(wait), tostring(tokens)}
+  local behind = math.max(0, -tokens) / rate
+  redis.call('PEXPIRE', key, math.ceil((cap / rate + behind) * 1000) + 1000)
+  return {allowed, tostring(wait), tostring(tokens), reserved}
 end
 """
 
-# KEYS[1] the bucket; ARGV capacity, refill per second, cost.
-TAKE = BUCKET_LUA + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
+# KEYS[1] the bucket; ARGV capacity, refill per second, cost, reserve (0/1).
+TAKE = (
+    BUCKET_LUA
+    + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),"
+    + " tonumber(ARGV[4] or '0'))"
+)
 
 # A slot among a key's jobs in flight as a Lua function, shared with ``Store.open_job``:
 # 1 when ``member`` holds one (now or already), 0 when ``limit`` are taken.
@@ -113,12 +126,13 @@ class Grant(NamedTuple):
     allowed: bool
     retry_after: float  # seconds until one token is back (0 when allowed)
     remaining: float  # tokens left
+    reserved: bool = False  # not now, but the tokens are held for ``retry_after`` from now
 
     @classmethod
     def parse(cls, reply: list[object]) -> Grant:
-        """From ``BUCKET_LUA``'s ``take`` reply: {allowed, wait, left}."""
-        allowed, wait, left = reply
-        return cls(bool(allowed), float(wait), float(left))  # type: ignore[arg-type]
+        """From ``BUCKET_LUA``'s ``take`` reply: {allowed, wait, left, reserved}."""
+        allowed, wait, left, reserved = reply
+        return cls(bool(allowed), float(wait), float(left), bool(reserved))  # type: ignore[arg-type]
 
 
 class Bucket(NamedTuple):
@@ -154,7 +168,7 @@ class Limits:
     async def take_from(self, bucket: Bucket) -> Grant:
         """``take`` for a ``Bucket`` built by a caller (same script, same key)."""
         reply = await self._take(
-            keys=[bucket.key], args=[bucket.capacity, bucket.per_second, bucket.cost]
+            keys=[bucket.key], args=[bucket.capacity, bucket.per_second, bucket.cost, 0]
         )
         return Grant.parse(reply)
 

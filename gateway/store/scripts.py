@@ -48,13 +48,27 @@ redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 return 1
 """
 
-# KEYS[1] the job's refresh lease, KEYS[2] the job; ARGV[1] lease ms. {0}: another holds
-# the lease; {1, record or nil}: leased, and the job as stored now.
+# KEYS[1] the job's refresh lease, KEYS[2] the job, KEYS[3] its booked turn of the
+# provider's budget (value: the grace in ms the booking outlives its turn by; it expires
+# then); ARGV[1] lease ms. {0}: another holds the lease; {1, record or false, turn, ms}:
+# leased, the job as stored now, and its booking: 1 its turn has come (taken: it pays
+# for this refresh), -1 booked for ``ms`` from now, 0 none.
 BEGIN = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return {0}
 end
-return {1, redis.call('GET', KEYS[2])}
+local turn, wait = 0, 0
+local left = redis.call('PTTL', KEYS[3])
+if left > 0 then
+  wait = left - tonumber(redis.call('GET', KEYS[3]) or '0')
+  if wait <= 5 then
+    redis.call('DEL', KEYS[3])
+    turn, wait = 1, 0
+  else
+    turn = -1
+  end
+end
+return {1, redis.call('GET', KEYS[2]) or false, turn, wait}
 """
 
 # KEYS[1] the refresh schedule; ARGV now, limit, seconds a claim holds. Takes up to

@@ -352,25 +352,51 @@ class Store(KeyAdmin, Schedule, Indexes):
         raise RuntimeError(f"job {job_id} kept changing; update abandoned")
 
     async def begin_refresh(
-        self, job_id: str, lease_seconds: float, bucket: Bucket | None = None
+        self,
+        job_id: str,
+        lease_seconds: float,
+        bucket: Bucket | None = None,
+        *,
+        reserve: bool = False,
     ) -> Begun:
         """Before an upstream refresh: take the job's lease (one holder per
         ``lease_seconds`` across processes) and read the job (one script, the job's
         slot), then spend ``bucket``'s tokens (the provider's slot), each step only when
-        the one before succeeded."""
+        the one before succeeded. A reservation made for the job (``reserve_for``) pays
+        instead of the bucket; with ``reserve``, tokens the bucket lacks now are reserved
+        (``Grant.reserved``: the caller comes back at ``retry_after``)."""
         reply = await self._begin(
-            keys=[self.lease_key(job_id), self._job(job_id)],
+            keys=[self.lease_key(job_id), self._job(job_id), self.paid_key(job_id)],
             args=[max(1, int(lease_seconds * 1000))],
         )
         if not reply[0]:
             return Begun(False, None, None)
-        raw = reply[1] if len(reply) > 1 else None
+        raw = reply[1] or None
         if raw is None or bucket is None:
             return Begun(True, raw, None)
+        turn, wait_ms = int(reply[2]), int(reply[3])
+        if turn == 1:  # its booked turn has come: paid for when it was booked
+            return Begun(True, raw, Grant(True, 0.0, 0.0))
+        if turn == -1:  # booked, not yet its turn: no second booking
+            return Begun(True, raw, Grant(False, wait_ms / 1000, 0.0, reserved=True))
         taken = await self._take(
-            keys=[bucket.key], args=[bucket.capacity, bucket.per_second, bucket.cost]
+            keys=[bucket.key],
+            args=[bucket.capacity, bucket.per_second, bucket.cost, 1 if reserve else 0],
         )
         return Begun(True, raw, Grant.parse(taken))
+
+    def paid_key(self, job_id: str) -> str:
+        """A reservation of the provider's budget waiting for the job's next refresh."""
+        return f"{self.prefix}paid:{{{job_id}}}"
+
+    async def reserve_for(self, job_id: str, turn: float, grace: float) -> None:
+        """Book the job's turn of the budget (``Grant.reserved``) ``turn`` seconds from
+        now; the booking lapses ``grace`` seconds after it (a refresher that died
+        meanwhile loses the turn, nothing more)."""
+        grace_ms = max(1, int(grace * 1000))
+        await self.redis.set(
+            self.paid_key(job_id), str(grace_ms), px=max(1, int(turn * 1000)) + grace_ms
+        )
 
     async def delete_job(self, job_id: str) -> None:
         self._wrote_job(job_id)

@@ -142,6 +142,44 @@ async def test_begin_refresh_one_lease_holder_a_fresh_read_and_the_budget(
     assert await one.begin_refresh("mus_gone", 5.0, bucket) == (True, None, None)
 
 
+async def test_a_tight_budget_books_turns_first_come_first_served(
+    pair: tuple[Store, Store, Limits],
+) -> None:
+    """With ``reserve``, a refresh the budget cannot pay now books the next free turn:
+    each later one queues behind it (waits one token apart), a job with a booking is
+    not booked twice, and at its turn the booking pays (the bucket is not touched)."""
+    one, other, limits = pair
+    bucket = Bucket(limits.bucket_key("upstream:echo"), capacity=1, per_second=4, cost=1)
+    waits = []
+    for name in ("mus_a", "mus_b", "mus_c", "mus_d"):
+        await one.put_job(job(name))
+        begun = await one.begin_refresh(name, 0.05, bucket, reserve=True)
+        assert begun.grant is not None
+        waits.append(begun.grant.retry_after if not begun.grant.allowed else 0.0)
+        if begun.grant.reserved:
+            await one.reserve_for(name, begun.grant.retry_after, 5.0)
+    assert waits[0] == 0.0  # the bucket's one token
+    # then one turn each, 0.25 s apart, in the order they came
+    assert [round(w / 0.25) for w in waits[1:]] == [1, 2, 3]
+    level = (await limits.redis.hmget(bucket.key, "tokens"))[0]
+
+    async def lease_free(name: str) -> bool:
+        return await one.redis.pttl(one.lease_key(name)) < 0
+
+    await eventually(lambda: lease_free("mus_d"), what="the lease lapsed")
+    again = await other.begin_refresh("mus_d", 0.05, bucket, reserve=True)
+    assert again.grant is not None and again.grant.reserved and not again.grant.allowed
+    assert 0 < again.grant.retry_after <= waits[3]  # its booking, not a second one
+    assert (await limits.redis.hmget(bucket.key, "tokens"))[0] == level  # nothing taken
+
+    async def turn_came() -> bool:
+        begun = await other.begin_refresh("mus_b", 0.05, bucket, reserve=True)
+        return begun.leased and begun.grant is not None and begun.grant.allowed
+
+    await eventually(turn_came, what="mus_b's turn")
+    assert await one.redis.exists(one.paid_key("mus_b")) == 0  # the booking is spent
+
+
 async def test_begin_refresh_lease_expires(pair: tuple[Store, Store, Limits]) -> None:
     one, other, _ = pair
     await one.put_job(job())
