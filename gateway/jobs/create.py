@@ -123,7 +123,7 @@ class Creates:
             if idempotency_key is not None:  # a replay needs no provider
                 entry = await self.store.get_idempotency(owner, idempotency_key)
                 if entry is not None:
-                    return await self._replay(owner, entry, digest), True
+                    return await self._replay(owner, entry, digest, idempotency_key), True
             self._unavailable(spec.provider)
         job_id = new_job_id()
         limit = (
@@ -183,7 +183,7 @@ class Creates:
         if not opened.created:
             breaker.release_trial()
             if opened.existing is not None:  # seen before, or a concurrent request won
-                return await self._replay(owner, opened.existing, digest), True
+                return await self._replay(owner, opened.existing, digest, idempotency_key), True
             raise TooManyRequests(
                 f"This key already has {limit} jobs queued or in progress; wait for one to finish.",
                 code="too_many_jobs",
@@ -326,7 +326,9 @@ class Creates:
             error.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         raise error from exc
 
-    async def _replay(self, owner: str, entry: IdempotencyEntry, digest: str) -> JobRecord:
+    async def _replay(
+        self, owner: str, entry: IdempotencyEntry, digest: str, idempotency_key: str | None
+    ) -> JobRecord:
         if not hmac.compare_digest(entry.fingerprint, digest):
             raise Conflict(
                 "This Idempotency-Key was already used with a different request body. "
@@ -335,8 +337,15 @@ class Creates:
             )
         record = await self.store.get_job(entry.job_id)
         if record is None or record.owner != owner:
+            # A job's record is written before its key is bound, so a key whose record is
+            # missing was bound by a create undone before any upstream call (its admission
+            # ran, its answer was lost: a Redis failover) or outlived its job. Nothing was
+            # sent for it: the key is unbound (only if unchanged) and the retry starts anew.
+            if idempotency_key is not None:
+                await self.store.release_orphan(owner, idempotency_key, entry)
             raise Conflict(
-                "The request with this Idempotency-Key is still being set up; retry.",
+                "The request with this Idempotency-Key was not started; retry it.",
+                code="request_in_progress",
                 param="Idempotency-Key",
                 headers={"Retry-After": "1"},
             )

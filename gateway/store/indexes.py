@@ -22,6 +22,15 @@ class IdempotencyEntry(msgspec.Struct, array_like=True):
 
 
 idem_decoder = msgspec.msgpack.Decoder(IdempotencyEntry)
+_idem_encoder = msgspec.msgpack.Encoder()
+
+# KEYS[1] an Idempotency-Key's entry; ARGV[1] the entry as read: deleted only if unchanged.
+_RELEASE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class Indexes:
@@ -56,3 +65,10 @@ class Indexes:
 
     async def release_idempotency(self, owner: str, idem_key: str) -> None:
         await self.redis.delete(self.idempotency_key(owner, idem_key))
+
+    async def release_orphan(self, owner: str, idem_key: str, entry: IdempotencyEntry) -> bool:
+        """Unbind ``idem_key`` if it still holds ``entry`` (compare-and-delete): for an
+        entry whose job record is gone, so that a retry binds it to a new job."""
+        key = self.idempotency_key(owner, idem_key)
+        raw = _idem_encoder.encode(entry)
+        return bool(await self.redis.eval(_RELEASE_IF, 1, key, raw))

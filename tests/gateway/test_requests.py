@@ -133,3 +133,29 @@ async def test_nothing_stored_for_rejected_input(echo_client: httpx.AsyncClient)
     await _err(echo_client, {"model": "echo/v1", "prompt": "x", "bogus": True})
     keys = [k async for k in store.redis.scan_iter(match=f"{store.prefix}job:*")]
     assert keys == []
+
+
+async def test_a_key_whose_job_record_is_gone_starts_anew(
+    echo_client: httpx.AsyncClient, echo: Any
+) -> None:
+    """An Idempotency-Key bound to a job whose record is missing (its create was undone
+    after the key's admission ran but its answer was lost, e.g. in a Redis failover) is
+    not a 409 forever: the first retry unbinds it (409, Retry-After: 1), the next one
+    creates the job. Nothing was sent upstream for the missing record."""
+    headers = {"Idempotency-Key": "orphan-1"}
+    body = {"model": "echo/v1", "prompt": "x"}
+    first = await echo_client.post(URL, json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    store = echo_client.app.state.store  # type: ignore[attr-defined]
+    await store.delete_job(first.json()["id"])  # the record undone, the key still bound
+    calls = echo.calls["submit"]
+    r = await echo_client.post(URL, json=body, headers=headers)
+    assert r.status_code == 409 and r.headers["Retry-After"] == "1", r.text
+    assert r.json()["error"] == "request_in_progress"
+    again = await echo_client.post(URL, json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] != first.json()["id"]
+    assert echo.calls["submit"] == calls + 1  # one new create
+    replay = await echo_client.post(URL, json=body, headers=headers)
+    assert replay.json()["id"] == again.json()["id"]  # bound to the new job
+    assert replay.headers["Idempotent-Replayed"] == "true"
