@@ -8,16 +8,15 @@ Real HTTP all the way: a served gateway in front of every provider's simulator.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import av
 import httpx
 import pytest
 
 from gateway.infra.settings import Settings
+from tests.support.audio import probe
 from tests.support.upstreams import UPSTREAMS
 from tests.support.waiting import eventually
 
@@ -352,17 +351,6 @@ async def test_the_alias_routes_behave_as_the_generate_routes(
         assert "/v1/music/generations" in spec["paths"]
 
 
-def _decoded(data: bytes) -> tuple[str, str, float]:
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.audio[0]
-        samples = sum(frame.samples for frame in container.decode(stream))
-        return (
-            container.format.name,
-            stream.codec_context.codec.canonical_name,
-            samples / stream.rate,
-        )
-
-
 @pytest.mark.parametrize(
     ("model", "fmt", "expected"),
     [
@@ -400,7 +388,7 @@ async def test_ogg_and_aac_are_served_as_real_files(
         assert got.status_code == 200
         container, codec, kind = expected
         assert got.headers["content-type"].startswith(kind)
-        found = _decoded(got.content)
+        found = probe(got.content)
         assert found[:2] == (container, codec) and found[2] > 0.1
 
 

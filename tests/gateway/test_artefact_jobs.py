@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import av
 import httpx
 import pytest
 
@@ -29,6 +27,7 @@ from gateway.infra.settings import Settings
 from providers.elevenlabs.sim_audio import mp3_chunks
 from providers.simulator_media import MP3_BYTES
 from tests.conftest import app_client
+from tests.support.audio import probe
 from tests.support.echo import EchoProvider, SyncEchoProvider
 from tests.support.files import FileServer
 from tests.support.servers import serve
@@ -78,15 +77,6 @@ async def final(client: httpx.AsyncClient, job_id: str, timeout: float = 15.0) -
             return job
         assert time.monotonic() < deadline, f"not final in time: {job}"
         await asyncio.sleep(0.03)
-
-
-def decoded(data: bytes) -> tuple[str, str, float]:
-    """(container, codec, seconds) of audio bytes, decoded with PyAV."""
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.audio[0]
-        samples = sum(frame.samples for frame in container.decode(stream))
-        codec = stream.codec_context.codec.canonical_name
-        return container.format.name, codec, samples / stream.rate
 
 
 # ------------------------------------------------------- 7. copying in from a URL
@@ -175,7 +165,7 @@ async def test_a_copied_url_is_converted_to_the_format_asked(
         assert urlsplit(audio_url).path == f"/v1/artefacts/{job['id']}/0.wav"
         got = await client.get(audio_url)
         assert got.headers["content-type"].startswith("audio/wav")
-        container, codec, seconds = decoded(got.content)
+        container, codec, seconds = probe(got.content)
         assert (container, codec) == ("wav", "pcm_s16le")
         assert abs(seconds - 3.0) <= 0.15
         store = client.app.state.artefacts  # type: ignore[attr-defined]
@@ -268,7 +258,7 @@ async def test_an_async_job_in_a_format_the_provider_lacks_is_mirrored_converted
         assert urlsplit(out["audio_url"]).path.endswith(f"/{out['index']}.ogg")
         got = await mirrored.get(out["audio_url"])
         assert got.headers["content-type"].startswith("audio/ogg")
-        container, codec, seconds = decoded(got.content)
+        container, codec, seconds = probe(got.content)
         assert (container, codec) == ("ogg", "opus") and abs(seconds - 1.0) < 0.1
 
 

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import io
 import os
 import secrets
 import time
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import av
 import httpx
 import msgspec
 import pytest
@@ -34,6 +32,7 @@ from litestar import Litestar
 from gateway.api.app import create_app
 from gateway.infra.settings import Settings
 from providers.elevenlabs.simulator import create_simulator
+from tests.support.audio import probe
 from tests.support.gateway_process import spawn_gateway, stop_gateway, wait_ready
 from tests.support.servers import free_port, serve
 
@@ -193,16 +192,6 @@ def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def probe(data: bytes) -> tuple[str, str, float]:
-    """(container, codec, seconds decoded) of audio bytes, decoded with PyAV. The codec
-    is the stream's codec id (``mp3``), not the decoder FFmpeg picked (``mp3float``)."""
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.audio[0]
-        samples = sum(frame.samples for frame in container.decode(stream))
-        codec = stream.codec_context.codec.canonical_name
-        return container.format.name, codec, samples / stream.rate
 
 
 # ---------------------------------------------------------------- 1. the happy path

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import av
 import httpx
 from litestar import Litestar
 
@@ -96,12 +94,3 @@ async def download(url: str) -> httpx.Response:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def probe(data: bytes) -> tuple[str, str, float]:
-    """(container, codec, seconds decoded) of audio bytes, decoded with PyAV."""
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.audio[0]
-        samples = sum(frame.samples for frame in container.decode(stream))
-        codec = stream.codec_context.codec.canonical_name
-        return container.format.name, codec, samples / stream.rate

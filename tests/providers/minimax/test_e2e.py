@@ -16,10 +16,11 @@ import pytest
 
 from gateway.infra.settings import Settings
 from providers.minimax.simulator import create_simulator
+from tests.support.audio import probe
 from tests.support.servers import serve
 
 from .conftest import DEFAULTS, LYRICS, PROMPT, Sim
-from .e2e import MODEL, download, final, gateway, probe, sha
+from .e2e import MODEL, download, final, gateway, sha
 
 
 @pytest.fixture(scope="module")
