@@ -48,8 +48,7 @@ class Plan:
 
 
 class _Policy:
-    def __init__(self, spec: ModelSpec, require: bool) -> None:
-        self.spec = spec
+    def __init__(self, require: bool) -> None:
         self.require = require
         self.notices: list[Notice] = []
 
@@ -99,7 +98,7 @@ def make_plan(
         require = routing.require_parameters
     name = route([spec.provider], routing)[0]
     provider = providers[name]
-    policy = _Policy(spec, require)
+    policy = _Policy(require)
     block = provider.catalog.native_block
     for other in providers.values():
         other_block = other.catalog.native_block
@@ -148,7 +147,7 @@ def make_plan(
         style=values["style"],
         duration=values["duration"],
         format=native_format(fmt, spec.formats),
-        options=getattr(req, block, None),
+        options=options,
     )
     provider.check(submit)
     return Plan(
