@@ -19,7 +19,7 @@ from gateway.jobs.notify import Notifier
 from gateway.jobs.records import merge_snapshot
 from gateway.store.limits import Limits
 from gateway.store.scripts import ZOp
-from gateway.store.store import JobRecord, Store
+from gateway.store.store import JobRecord, Store, decode_job
 from providers.base import CallsBack, ModelSpec, Pollable, Provider, Snapshot, is_final
 
 log = structlog.get_logger("gateway.jobs.service")
@@ -100,16 +100,24 @@ class JobCore:
             return time.time() + self.period
         return None
 
-    async def changed(self, before: str, after: JobRecord, *, notify: bool = True) -> None:
+    async def changed(
+        self, before: str, after: JobRecord, *, notify: bool = True, prior: bytes | None = None
+    ) -> None:
         """After every stored update (whose schedule and slot changes ``follow`` wrote
         with it): count a finished job, and queue the client's webhook when the status
-        changed (``notify``)."""
+        changed (``notify``).
+
+        ``prior``: the stored record the update replaced. Its status's webhook is queued
+        again first (a no-op when it was: one ``webhook-id`` per change), in case the
+        process that stored that status died before it queued the webhook."""
         if is_final(after.status) and not is_final(before):
             self.metrics.job_finished(after.provider, after.status)
             if after.status == "completed":
                 for hook in self.on_completed:
                     await hook(after)
         if notify and after.status != before and self.notifier.notifies(after):
+            if prior is not None and before != "queued":
+                await self.notifier.notify_or_defer(decode_job(prior))
             await self.notifier.notify_or_defer(after)
 
     async def store_snapshot(
@@ -132,5 +140,5 @@ class JobCore:
         done = await self.store.update_job(record.id, apply, follow=self.follow(defer), raw=raw)
         if done is None:
             return record
-        await self.changed(done.before, done.record)
+        await self.changed(done.before, done.record, prior=done.prior)
         return done.record

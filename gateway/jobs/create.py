@@ -269,7 +269,7 @@ class Creates:
         assert done is not None
         if provider.catalog.account_callbacks:  # routes its account-level callbacks
             await self.store.index_native(record.provider, pending.native_ids, record.id)
-        await self.core.changed(done.before, done.record)
+        await self.core.changed(done.before, done.record, prior=done.prior)
         return done.record
 
     async def _create_failed(

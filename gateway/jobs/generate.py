@@ -11,14 +11,14 @@ process shares; every process runs a SAQ worker. One attempt at a job:
    sweep hands the job back once its heartbeat lapses); the request may have reached the
    provider: the job fails ``upstream_outcome_unknown``, never sent again.
 3. A lease among the provider's concurrency (``GATEWAY_CONCURRENCY``, Redis, shared by
-   every process). None free: the job is enqueued again for when one may free up, and
-   stays ``queued``.
+   every process). None free: the job is enqueued again for when one may free up (and
+   keeps its status).
 4. ``started_at`` is written (compare-and-set) before the upstream call; a heartbeat
    touches the SAQ job and renews the lease while the call runs.
 5. ``start``: ``Finished`` → the artefacts are stored → ``completed``. A rate limit (429):
    nothing was created upstream, so ``started_at`` is cleared and the job is enqueued
-   again with backoff, still ``queued``. A request that provably never left (connect
-   failure): the same, a bounded number of times. Any other failure fails the job with
+   again with backoff; it stays ``in_progress`` (status only moves forward). A request
+   that provably never left (connect failure): the same, a bounded number of times. Any other failure fails the job with
    its code; a lost answer with ``upstream_outcome_unknown``.
 
 An attempt that fails on the store (a Redis outage) is tried again by SAQ with backoff
@@ -284,17 +284,18 @@ class Generations:
         done = await self.core.store.update_job(record.id, apply, follow=self._deadline())
         if done is None or done.record.started_at != now:
             return None
-        await self.core.changed(done.before, done.record)
+        await self.core.changed(done.before, done.record, prior=done.prior)
         return done.record
 
     async def _again(self, record: JobRecord, delay: float, attempt: int, why: str) -> None:
-        """Back in the queue in ``delay`` seconds, ``queued`` (nothing was sent)."""
+        """Back in the queue in ``delay`` seconds (nothing was sent). The status stays
+        as it is: a job once ``in_progress`` never shows ``queued`` again (status only
+        moves forward)."""
 
         def apply(current: JobRecord) -> JobRecord | None:
             if is_final(current.status):
                 return None
             current.started_at = None
-            current.status = "queued"
             current.refreshed_at = time.time()
             current.version += 1
             return current
@@ -329,7 +330,7 @@ class Generations:
         if done is not None and done.record is not None:
             if done.record.status == "failed" and snap.error is not None:
                 log.warning("generation_failed", job_id=record.id, error=snap.error.code)
-            await self.core.changed(done.before, done.record)
+            await self.core.changed(done.before, done.record, prior=done.prior)
 
     def _deadline(self, delay: float = 0.0) -> Any:
         """The refresher's safety net, written with every attempt's record change."""

@@ -101,7 +101,7 @@ async def expire(core: JobCore, record: JobRecord) -> JobRecord:
         return record
     if is_final(done.record.status) and not is_final(done.before):
         log.warning("create_outcome_expired", job_id=record.id, provider=record.provider)
-        await core.changed(done.before, done.record)
+        await core.changed(done.before, done.record, prior=done.prior)
     return done.record
 
 

@@ -4,10 +4,11 @@ for the client's webhook on every status change.
 A status change is stored before its webhook is queued (two writes, not one: the outbox
 and the job may live on different Redis nodes). So that no change goes without its
 webhook: a webhook that could not be queued (Redis unreachable, restarting) is queued
-again in the background, with backoff, for up to ``REQUEUE_SECONDS``; and a job that
+again in the background, with backoff, for up to ``REQUEUE_SECONDS``. In case the
+process that made a change died before it queued the webhook: the job's next change
+queues the webhook of the status it replaces again (``JobCore.changed``), and a job that
 turns final with a webhook stays on the refresh schedule one more period, when the
-refresher queues its final webhook again (``JobCore.follow``, ``Refreshes.refresh_due``)
-in case the process that made the change died before it did. Queuing is deduplicated per
+refresher queues its final webhook again (``JobCore.follow``, ``Refreshes.refresh_due``). Queuing is deduplicated per
 ``webhook-id`` (``{job id}.{status}``), so a change is delivered under one id.
 
 Usage::
@@ -28,7 +29,6 @@ import contextlib
 import msgspec
 import stamina
 import structlog
-from redis.exceptions import RedisError
 
 from gateway.jobs.records import to_public, with_debug
 from gateway.jobs.sink import SCHEME, resolve_urls
@@ -116,10 +116,13 @@ class Notifier:
 
     async def notify_or_defer(self, record: JobRecord) -> None:
         """``notify``; if the webhook cannot be queued now, keep trying in the background
-        (the change itself is stored: the caller's request need not fail for it)."""
+        (the change itself is stored: the caller's request need not fail for it).
+        Whatever the failure: Redis unreachable or restarting, or redis-py raising
+        ``AttributeError`` for a connection torn down under a write (redis/redis-py#4287,
+        seen in the chaos test)."""
         try:
             await self.notify(record)
-        except RedisError as exc:  # Redis unreachable or restarting
+        except Exception as exc:
             log.warning(
                 "webhook_enqueue_deferred",
                 job_id=record.id,
@@ -132,13 +135,13 @@ class Notifier:
 
     async def _requeue(self, record: JobRecord) -> None:
         retrying = stamina.retry_context(
-            on=RedisError, attempts=None, timeout=REQUEUE_SECONDS, wait_initial=0.2, wait_max=5.0
+            on=Exception, attempts=None, timeout=REQUEUE_SECONDS, wait_initial=0.2, wait_max=5.0
         )
         try:
             async for attempt in retrying:
                 with attempt:
                     await self.notify(record)
-        except RedisError as exc:  # the refresher still queues a final status's webhook
+        except Exception as exc:  # the next change, the refresher's last turn queue it again
             log.error("webhook_enqueue_failed", job_id=record.id, error=type(exc).__name__)
 
     async def aclose(self) -> None:

@@ -125,11 +125,13 @@ def decode_job(raw: bytes) -> JobRecord:
 
 
 class Updated(NamedTuple):
-    """What ``update_job`` did: the status the job had before, and the record as stored
-    now (the unchanged current one when ``change`` skipped)."""
+    """What ``update_job`` did: the status the job had before, the record as stored now
+    (the unchanged current one when ``change`` skipped), and the stored bytes it replaced
+    (decoded only by a caller that needs the record as it was)."""
 
     before: str
     record: JobRecord
+    prior: bytes
 
 
 class Opened(NamedTuple):
@@ -333,7 +335,7 @@ class Store(KeyAdmin, Schedule, Indexes):
             before = current.status
             updated = change(current)
             if updated is None:
-                return Updated(before, current)
+                return Updated(before, current, raw)
             ops = list(follow(before, updated)) if follow is not None else []
             # Only due again (in flight): with the compare-and-set; a final job's release
             # waits for its record (``gateway/store/schedule.py``).
@@ -347,7 +349,7 @@ class Store(KeyAdmin, Schedule, Indexes):
                 self._wrote_job(job_id)
                 if ops and (not early or any(isinstance(r, Exception) for r in replies)):
                     await self.apply_zops(ops)
-                return Updated(before, updated)
+                return Updated(before, updated, raw)
             raw = reply  # another write came first (or the job is gone: None)
         raise RuntimeError(f"job {job_id} kept changing; update abandoned")
 

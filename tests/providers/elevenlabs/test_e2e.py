@@ -462,7 +462,7 @@ async def test_a_concurrency_429_requeues_the_job_until_it_completes(
         assert registry.get_sample_value("gateway_generations_requeued_total", labels) == 2
 
 
-async def test_a_429_leaves_the_job_queued_between_attempts(
+async def test_a_429_keeps_the_job_in_progress_between_attempts(
     make_settings: Callable[..., Settings], upstream: Upstream
 ) -> None:
     rule = {"kind": "too_many_concurrent_requests", "count": 1, "retry_after": 1.5}
@@ -470,11 +470,13 @@ async def test_a_429_leaves_the_job_queued_between_attempts(
     async with gateway(make_settings, upstream) as gw:
         job = (await create(gw, prefer="respond-async")).json()
         await upstream.sim.wait_for("faults_injected", 1)
-        # After the 429 the job goes back to the queue: queued, not failed, until retried.
-        seen = await poll(gw, job["id"], lambda j: j["status"] == "queued", timeout=1.4)
-        assert (await upstream.sim.stats())["music_calls"] == 1, seen
-        done = (await poll(gw, job["id"], final))[-1]
-        assert done["status"] == "completed"
+        # After the 429 the job waits 1.5 s for its next attempt: not failed, and still
+        # in_progress (status only moves forward: never queued again).
+        waiting = (await poll(gw, job["id"], lambda j: True))[-1]
+        assert waiting["status"] == "in_progress", waiting
+        assert (await upstream.sim.stats())["music_calls"] == 1
+        seen = await poll(gw, job["id"], final)
+        assert [j["status"] for j in seen] == ["in_progress"] * (len(seen) - 1) + ["completed"]
         assert (await upstream.sim.stats())["music_calls"] == 2
 
 

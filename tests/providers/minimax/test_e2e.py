@@ -214,17 +214,19 @@ async def test_a_rate_or_plan_limit_requeues_the_job_until_it_completes(
         assert registry.get_sample_value("gateway_generations_requeued_total", labels) == 2
 
 
-async def test_a_rate_limit_leaves_the_job_queued_between_attempts(
+async def test_a_rate_limit_keeps_the_job_in_progress_between_attempts(
     make_settings: Callable[..., Settings], sim: Sim
 ) -> None:
     await sim.set(faults=[{"kind": "rate_limited", "retry_after": 1.5}])
     async with gateway(make_settings, sim) as gw:
         job = (await gw.create(prefer="respond-async")).json()
         await sim.wait_for("faults_injected", 1)
-        await gw.poll(job["id"], lambda j: j["status"] == "queued", timeout=1.4)
-        assert (await sim.stats())["music_calls"] == 1
-        done = (await gw.poll(job["id"], final))[-1]
-        assert done["status"] == "completed" and (await sim.stats())["music_calls"] == 2
+        # waiting 1.5 s for its next attempt: in_progress, never queued again
+        waiting = (await gw.poll(job["id"], lambda j: True))[-1]
+        assert waiting["status"] == "in_progress" and (await sim.stats())["music_calls"] == 1
+        seen = await gw.poll(job["id"], final)
+        assert [j["status"] for j in seen] == ["in_progress"] * (len(seen) - 1) + ["completed"]
+        assert (await sim.stats())["music_calls"] == 2
 
 
 async def test_an_expired_url_fails_the_copy_clearly(
