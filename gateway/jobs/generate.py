@@ -18,8 +18,9 @@ process shares; every process runs a SAQ worker. One attempt at a job:
 5. ``start``: ``Finished`` → the artefacts are stored → ``completed``. A rate limit (429):
    nothing was created upstream, so ``started_at`` is cleared and the job is enqueued
    again with backoff; it stays ``in_progress`` (status only moves forward). A request
-   that provably never left (connect failure): the same, a bounded number of times. Any other failure fails the job with
-   its code; a lost answer with ``upstream_outcome_unknown``.
+   that provably never left (connect failure): the same, a bounded number of times.
+   Any other failure fails the job with its code; a lost answer with
+   ``upstream_outcome_unknown``.
 
 An attempt that fails on the store (a Redis outage) is tried again by SAQ with backoff
 (``RETRIES``, about half a minute in all) rather than dropped. The background refresher

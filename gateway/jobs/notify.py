@@ -8,8 +8,9 @@ again in the background, with backoff, for up to ``REQUEUE_SECONDS``. In case th
 process that made a change died before it queued the webhook: the job's next change
 queues the webhook of the status it replaces again (``JobCore.changed``), and a job that
 turns final with a webhook stays on the refresh schedule one more period, when the
-refresher queues its final webhook again (``JobCore.follow``, ``Refreshes.refresh_due``). Queuing is deduplicated per
-``webhook-id`` (``{job id}.{status}``), so a change is delivered under one id.
+refresher queues its final webhook again (``JobCore.follow``, ``Refreshes.refresh_due``).
+Queuing is deduplicated per ``webhook-id`` (``{job id}.{status}``), so a change is
+delivered under one id.
 
 Usage::
 
@@ -122,7 +123,7 @@ class Notifier:
         seen in the chaos test)."""
         try:
             await self.notify(record)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: again in the background
             log.warning(
                 "webhook_enqueue_deferred",
                 job_id=record.id,
@@ -141,7 +142,7 @@ class Notifier:
             async for attempt in retrying:
                 with attempt:
                     await self.notify(record)
-        except Exception as exc:  # the next change, the refresher's last turn queue it again
+        except Exception as exc:  # noqa: BLE001 - the next change or the last turn queues it
             log.error("webhook_enqueue_failed", job_id=record.id, error=type(exc).__name__)
 
     async def aclose(self) -> None:
