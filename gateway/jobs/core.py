@@ -16,11 +16,19 @@ from gateway.infra.metrics import Metrics
 from gateway.infra.resilience import CircuitBreaker
 from gateway.infra.settings import Settings
 from gateway.jobs.notify import Notifier
-from gateway.jobs.records import merge_snapshot
+from gateway.jobs.records import converted, merge_snapshot
 from gateway.store.limits import Limits
 from gateway.store.scripts import ZOp
-from gateway.store.store import JobRecord, Store, decode_job
-from providers.base import CallsBack, ModelSpec, Pollable, Provider, Snapshot, is_final
+from gateway.store.store import JobRecord, Notice, Store, decode_job
+from providers.base import (
+    Artefact,
+    CallsBack,
+    ModelSpec,
+    Pollable,
+    Provider,
+    Snapshot,
+    is_final,
+)
 
 log = structlog.get_logger("gateway.jobs.service")
 
@@ -49,6 +57,9 @@ class JobCore:
         self.notifier = notifier
         #: Run when a job turns ``completed`` (e.g. the artefact mirror's enqueue).
         self.on_completed: list[Callable[[JobRecord], Awaitable[None]]] = []
+        #: Starts the conversion of a job whose provider finished (``conversion`` due):
+        #: the artefact mirror's, where the generation worker runs; ``(record, attempt)``.
+        self.convert: Callable[[JobRecord, int], Awaitable[None]] | None = None
         self.providers = {p.name: p for p in providers}
         self.catalog: dict[str, ModelSpec] = {m.id: m for p in providers for m in p.catalog.models}
         # Capabilities, read once: who can be polled, who calls back.
@@ -115,6 +126,8 @@ class JobCore:
             if after.status == "completed":
                 for hook in self.on_completed:
                     await hook(after)
+        if after.conversion == "due" and (prior is None or decode_job(prior).conversion != "due"):
+            await self.start_conversion(after, 0)
         if notify and after.status != before and self.notifier.notifies(after):
             if prior is not None and before != "queued":
                 await self.notifier.notify_or_defer(decode_job(prior))
@@ -140,5 +153,32 @@ class JobCore:
         done = await self.store.update_job(record.id, apply, follow=self.follow(defer), raw=raw)
         if done is None:
             return record
+        await self.changed(done.before, done.record, prior=done.prior)
+        return done.record
+
+    async def start_conversion(self, record: JobRecord, attempt: int) -> None:
+        """Have the mirror convert ``record``'s audio (the refresher tries again if this
+        enqueue is lost: ``Refreshes.refresh_due``)."""
+        if self.convert is None:
+            return
+        try:
+            await self.convert(record, attempt)
+        except Exception as exc:  # noqa: BLE001 - the refresher's next turn enqueues it
+            log.warning("conversion_enqueue_failed", job_id=record.id, error=type(exc).__name__)
+
+    async def finish_conversion(
+        self, job_id: str, outputs: list[Artefact] | None, notice: Notice | None = None
+    ) -> JobRecord | None:
+        """Complete a job whose conversion was due: with its converted ``outputs``, or
+        (None) with the provider's and a ``notice``. None when it was not due (any more)."""
+
+        def apply(current: JobRecord) -> JobRecord | None:
+            if current.conversion != "due" or is_final(current.status):
+                return None
+            return converted(current, outputs, notice, time.time())
+
+        done = await self.store.update_job(job_id, apply, follow=self.follow())
+        if done is None or done.record.status != "completed" or is_final(done.before):
+            return None
         await self.changed(done.before, done.record, prior=done.prior)
         return done.record

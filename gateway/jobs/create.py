@@ -44,6 +44,7 @@ from gateway.jobs.records import (
     UNKNOWN_OUTCOME,
     fingerprint,
     merge_snapshot,
+    native_format,
     new_job_id,
     outcome_unknown,
 )
@@ -156,6 +157,8 @@ class Creates:
             origin=origin,
             notices=plan.notices,
         )
+        if record.submitting and plan.format != native_format(plan.format, spec.formats):
+            record.conversion = "wanted"  # completed once converted (``mirror.py``)
         if record.submitting:  # the create's deadline; a replay after it settles the job
             record.submit_until = now + provider.catalog.create_timeout
             record.reconcilable = submit.callback is not None

@@ -104,6 +104,8 @@ class Generations:
         )
         self.mirror = Mirror(core, sink, self.queue)
         core.on_completed.append(self.mirror.on_completed)
+        if self.mirror.converts:
+            core.convert = self.mirror.convert
         self.heartbeat = core.settings.worker_heartbeat
         self.lapse = max(1.0, LAPSES * self.heartbeat)  # seconds of silence: dead
         self._running = 0  # attempts under way in this process

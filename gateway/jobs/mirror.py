@@ -1,12 +1,21 @@
 """The artefact mirror and retention, run by the generation worker's queue: an
-asynchronous job's audio copied into the artefact store once it completes (every job's
-under ``GATEWAY_ARTEFACT_MIRROR``, else one whose format needs a conversion), and stored
-artefacts deleted when their job's retention ends.
+asynchronous job's audio copied into the artefact store (every job's under
+``GATEWAY_ARTEFACT_MIRROR``, once it completes), converted first where its format needs
+it, and stored artefacts deleted when their job's retention ends.
+
+A job whose format needs a conversion (``JobRecord.conversion``) completes only once
+converted: when its provider finishes, it stays ``in_progress`` (``merge_snapshot``)
+while the mirror copies and converts its audio, then turns ``completed`` with the
+converted outputs; a conversion that fails completes it with the provider's audio and a
+``format_not_converted`` warning. A conversion whose queued copy is lost (its process
+died) is enqueued again by the refresher, and given up the same way after
+``CONVERSION_DEADLINE`` (``Refreshes.refresh_due``).
 
 Usage (``Generations`` wires it)::
 
     mirror = Mirror(core, sink, queue)
     core.on_completed.append(mirror.on_completed)      # enqueues ``mirror``
+    core.convert = mirror.convert                      # enqueues ``mirror`` (converting)
     functions = [("mirror", mirror.copy), ("expire_artefacts", mirror.expire)]
     await mirror.retain(job_id)                        # schedules ``expire_artefacts``
 """
@@ -21,9 +30,9 @@ import structlog
 from saq.queue.redis import RedisQueue
 
 from gateway.jobs.core import JobCore
-from gateway.jobs.records import native_format
-from gateway.jobs.sink import ArtefactSink
-from gateway.store.store import JobRecord, Notice
+from gateway.jobs.records import native_format, unconverted_notice
+from gateway.jobs.sink import SCHEME, ArtefactSink
+from gateway.store.store import JobRecord
 from providers.base import ProviderError
 
 log = structlog.get_logger("gateway.jobs.generate")
@@ -44,16 +53,24 @@ class Mirror:
         return self.sink.store is not None
 
     async def on_completed(self, record: JobRecord) -> None:
-        """Copy an asynchronous job's audio in: every job's under
-        ``GATEWAY_ARTEFACT_MIRROR``, else a job whose format needs a conversion."""
+        """Copy an asynchronous job's audio in under ``GATEWAY_ARTEFACT_MIRROR`` (a
+        converted job's is in already)."""
         provider = self.core.providers.get(record.provider)
-        converting = record.format != self._native(record)
-        if not (self.core.settings.artefact_mirror or converting):
+        if provider is None or provider.catalog.synchronous or stored(record):
             return
-        if provider is not None and not provider.catalog.synchronous:
+        legacy = record.format != self._native(record) and not any(  # (*) not held
+            n.param == "format" for n in record.notices
+        )
+        if self.core.settings.artefact_mirror or legacy:
             await self.queue.enqueue(
                 saq.Job("mirror", kwargs={"job_id": record.id}, key=f"mirror:{record.id}")
             )
+
+    async def convert(self, record: JobRecord, attempt: int) -> None:
+        """Copy and convert the audio of a job whose provider finished (its conversion
+        due); ``attempt``: the refresher's retry of a copy that never ran."""
+        key = f"mirror:{record.id}" + (f":{attempt}" if attempt else "")
+        await self.queue.enqueue(saq.Job("mirror", kwargs={"job_id": record.id}, key=key))
 
     def _native(self, record: JobRecord) -> str:
         """The format the job's provider was asked for."""
@@ -61,18 +78,26 @@ class Mirror:
         return native_format(record.format, spec.formats) if spec else record.format
 
     async def copy(self, ctx: dict[str, Any], *, job_id: str) -> None:
-        """Copy a completed asynchronous job's outputs in; on failure the provider's own
-        URLs stay (logged), the job stays completed."""
+        """Copy a job's outputs in: one whose conversion is due then completes; a
+        completed one keeps its provider's URLs if the copy fails (logged)."""
         record = await self.core.store.get_job(job_id)
-        if record is None or record.status != "completed":
+        due = record is not None and record.conversion == "due"
+        if record is None or not (due or record.status == "completed"):
             return
         try:
             copied = await self.sink.mirror(record, record.outputs)
         except ProviderError as exc:
             log.warning("artefact_mirror_failed", job_id=job_id, error=exc.message)
             why = exc.message
-            if record.format != self._native(record):  # the client must know
+            if due:  # the client must know
+                notice = unconverted_notice(record.format, why)
+                await self.core.finish_conversion(job_id, None, notice)
+            elif record.format != self._native(record):
                 await self.core.store.update_job(job_id, lambda job: _unconverted(job, why))
+            return
+        if due:
+            await self.core.finish_conversion(job_id, copied)
+            await self.retain(job_id)
             return
         original = record.outputs
 
@@ -81,6 +106,8 @@ class Mirror:
                 return None
             job.outputs = copied
             job.refresh_after = None  # stored copies need no renewal
+            # converted now (a conversion given up earlier): no warning says otherwise
+            job.notices = [n for n in job.notices if n.code != "format_not_converted"]
             job.version += 1
             return job
 
@@ -106,14 +133,18 @@ class Mirror:
             log.info("artefacts_expired", job_id=job_id, removed=removed)
 
 
+def stored(record: JobRecord) -> bool:
+    """Every output of ``record`` is in the artefact store."""
+    return bool(record.outputs) and all(
+        (o.audio_url or "").startswith(SCHEME) for o in record.outputs
+    )
+
+
 def _unconverted(job: JobRecord, why: str) -> JobRecord | None:
-    """The job's audio stays in the provider's format: said in its warnings."""
+    """(*) A job whose conversion did not hold it (created before they did): its audio
+    stays in the provider's format, said in its warnings."""
     if any(n.param == "format" for n in job.notices):
         return None
-    message = f"The audio could not be converted to {job.format} ({why}); it is"
-    job.notices = [
-        *job.notices,
-        Notice(code="format_not_converted", param="format", message=message + " as made."),
-    ]
+    job.notices = [*job.notices, unconverted_notice(job.format, why)]
     job.version += 1
     return job

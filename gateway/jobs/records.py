@@ -17,9 +17,10 @@ import structlog
 from ulid import ULID
 
 from gateway.jobs.public import DebugInfo, JobErrorInfo, JobWarning, MusicJob, OutputItem, Usage
-from gateway.store.store import JobRecord
+from gateway.store.store import JobRecord, Notice
 from providers.base import (
     STATUS_RANK,
+    Artefact,
     AudioFormat,
     JobError,
     JobRef,
@@ -75,15 +76,20 @@ def merge_snapshot(record: JobRecord, snap: Snapshot, now: float) -> JobRecord:
         log.warning("completed_without_audio", job_id=record.id, native_status=snap.native_status)
         status = "in_progress"
     old = record.status
+    conversion = record.conversion
     if is_final(old):
         status = old  # final is final; outputs may still refresh (e.g. renewed URLs)
     elif STATUS_RANK[status] < STATUS_RANK[old]:
         status = old
+    elif status == "completed" and conversion is not None:
+        status, conversion = "in_progress", "due"  # completed once converted (mirror.py)
     progress = snap.progress if snap.progress is not None else record.progress
     if status == "completed":
         progress = 100
     elif progress is not None and record.progress is not None and not is_final(old):
         progress = max(progress, record.progress)
+    if conversion == "due" and progress is not None:
+        progress = min(progress, 99)
     outputs = snap.outputs or record.outputs
     if old == "failed" or (old == "completed" and any(not o.audio_url for o in outputs)):
         outputs = record.outputs  # never trade playable outputs for unplayable ones
@@ -95,7 +101,12 @@ def merge_snapshot(record: JobRecord, snap: Snapshot, now: float) -> JobRecord:
             native_status=snap.native_status,
         )
     native_ids = record.native_ids + [i for i in snap.native_ids if i not in record.native_ids]
-    changed = status != old or outputs != record.outputs or progress != record.progress
+    changed = (
+        status != old
+        or outputs != record.outputs
+        or progress != record.progress
+        or conversion != record.conversion
+    )
     return msgspec.structs.replace(
         record,
         native_id=record.native_id or (native_ids[0] if native_ids else None),
@@ -110,7 +121,33 @@ def merge_snapshot(record: JobRecord, snap: Snapshot, now: float) -> JobRecord:
         updated_at=now if changed else record.updated_at,
         refreshed_at=now,
         version=record.version + 1,
+        conversion=conversion,
     )
+
+
+def converted(
+    record: JobRecord, outputs: list[Artefact] | None, notice: Notice | None, now: float
+) -> JobRecord:
+    """A job whose conversion was due, completed: with its ``outputs`` converted, or
+    (None) with the provider's as made and a ``notice`` saying why."""
+    return msgspec.structs.replace(
+        record,
+        status="completed",
+        progress=100,
+        outputs=record.outputs if outputs is None else outputs,
+        refresh_after=None if outputs is not None else record.refresh_after,
+        notices=[*record.notices, notice] if notice is not None else record.notices,
+        conversion=None,
+        updated_at=now,
+        refreshed_at=now,
+        version=record.version + 1,
+    )
+
+
+def unconverted_notice(fmt: str, why: str) -> Notice:
+    """What a job whose audio stays in its provider's format says in its warnings."""
+    message = f"The audio could not be converted to {fmt} ({why}); it is as made."
+    return Notice(code="format_not_converted", param="format", message=message)
 
 
 def to_public(record: JobRecord) -> MusicJob:

@@ -22,7 +22,7 @@ from gateway.infra.log import bind
 from gateway.infra.resilience import backoff, is_transient
 from gateway.jobs import lost
 from gateway.jobs.core import Conflicted, JobCore
-from gateway.jobs.records import job_ref
+from gateway.jobs.records import job_ref, unconverted_notice
 from gateway.store.limits import Bucket, Grant
 from gateway.store.store import JobRecord, decode_job
 from providers.base import ModelSpec, Pollable, ProviderError, Snapshot, is_final
@@ -34,6 +34,11 @@ RESERVATION_GRACE = 30.0
 log = structlog.get_logger("gateway.jobs.service")
 
 POLL_BUDGET = 5.0  # seconds a status poll may spend on retries
+#: A job whose conversion is due (``gateway/jobs/mirror.py``): the refresher enqueues its
+#: copy again every ``CONVERSION_RECHECK`` seconds (its queued copy may be lost with a
+#: process), and completes it unconverted ``CONVERSION_DEADLINE`` seconds after it was due.
+CONVERSION_RECHECK = 30.0
+CONVERSION_DEADLINE = 300.0
 LEASE_WAIT = 0.5  # seconds a poll waits for another process's refresh under way
 
 
@@ -71,6 +76,8 @@ class Refreshes:
     def _due(self, record: JobRecord, now: float) -> bool:
         if record.native_id is None:
             return False  # create under way, or its answer was lost (awaiting a callback)
+        if record.conversion == "due":
+            return False  # the provider finished: the mirror converts it
         if is_final(record.status):
             return record.refresh_after is not None and now >= record.refresh_after
         return now - record.refreshed_at >= self.settings.refresh_interval
@@ -84,6 +91,8 @@ class Refreshes:
             if now >= self.expiry(record):
                 return await self.expire_unknown(record), False
             return record, False
+        if record.conversion == "due" and now - record.updated_at >= CONVERSION_DEADLINE:
+            return await self._give_up_conversion(record, now - record.updated_at), False
         if not self._due(record, now):
             return record, False
         return await self._refresh_once(record, wait=True)
@@ -110,6 +119,9 @@ class Refreshes:
             await self.store.apply_zops(self.core.release(record))  # if a process died
             return
         now = time.time()
+        if record.conversion == "due":
+            await self._converting(record, now)
+            return
         if record.native_id is None:
             deadline = self.expiry(record)
             if now >= deadline:
@@ -121,6 +133,27 @@ class Refreshes:
             await self.store.schedule(job_id, record.refreshed_at + self.core.period)
             return
         await self._refresh_once(record)
+
+    async def _converting(self, record: JobRecord, now: float) -> None:
+        """A job converted by the mirror (``updated_at``: when its conversion was due):
+        its copy enqueued again past each ``CONVERSION_RECHECK``, given up (completed
+        with the provider's audio, said in its warnings) past ``CONVERSION_DEADLINE``."""
+        waited = now - record.updated_at
+        if waited >= CONVERSION_DEADLINE or self.core.convert is None:
+            await self._give_up_conversion(record, waited)
+            return
+        if waited >= CONVERSION_RECHECK:
+            await self.core.start_conversion(record, int(waited // CONVERSION_RECHECK))
+        again = min(now + CONVERSION_RECHECK, record.updated_at + CONVERSION_DEADLINE)
+        await self.store.schedule(record.id, again)
+
+    async def _give_up_conversion(self, record: JobRecord, waited: float) -> JobRecord:
+        notice = unconverted_notice(record.format, "no conversion finished in time")
+        done = await self.core.finish_conversion(record.id, None, notice)
+        if done is None:  # finished meanwhile
+            return await self.store.get_job(record.id) or record
+        log.warning("conversion_given_up", job_id=record.id, waited=round(waited, 1))
+        return done
 
     def expiry(self, record: JobRecord) -> float:
         """When a job without a native id is given up (``gateway/jobs/lost.py``)."""

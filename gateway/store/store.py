@@ -114,6 +114,10 @@ class JobRecord(msgspec.Struct, kw_only=True, omit_defaults=True, array_like=Tru
     # ``submitting``. See ``gateway/jobs/lost.py``.
     submit_until: float | None = None
     reconcilable: bool = False
+    # An asynchronous job converted to its ``format`` before it completes: "wanted" from
+    # its create, "due" once its provider finished (``in_progress`` while converted), None
+    # when done. See ``gateway/jobs/mirror.py``.
+    conversion: str | None = None
 
 
 _job_encoder = msgspec.msgpack.Encoder()

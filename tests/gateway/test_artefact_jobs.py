@@ -24,6 +24,7 @@ import pytest
 
 from gateway.api.app import create_app
 from gateway.infra.settings import Settings
+from gateway.jobs import refresh
 from providers.elevenlabs.sim_audio import mp3_chunks
 from providers.simulator_media import MP3_BYTES
 from tests.conftest import app_client
@@ -32,6 +33,7 @@ from tests.support.echo import EchoProvider, SyncEchoProvider
 from tests.support.files import FileServer
 from tests.support.servers import serve
 from tests.support.upstreams import UPSTREAMS, Upstream
+from tests.support.waiting import eventually
 
 URL = "/v1/music/generate"
 SYNC = "echo-sync/v1"
@@ -260,6 +262,51 @@ async def test_an_async_job_in_a_format_the_provider_lacks_is_mirrored_converted
         assert got.headers["content-type"].startswith("audio/ogg")
         container, codec, seconds = probe(got.content)
         assert (container, codec) == ("ogg", "opus") and abs(seconds - 1.0) < 0.1
+
+
+async def test_a_conversion_whose_copy_is_lost_is_enqueued_again_then_given_up(
+    make_settings: Callable[..., Settings],
+    mg: tuple[Upstream, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The provider finished; the copy that converts the audio never runs (its process
+    died with it). The job stays ``in_progress`` (never ``completed`` in mp3 while ogg
+    was asked), the refresher enqueues the copy again, and past the deadline completes
+    the job with the provider's audio, its warnings saying why."""
+    monkeypatch.setattr(refresh, "CONVERSION_RECHECK", 0.3)
+    monkeypatch.setattr(refresh, "CONVERSION_DEADLINE", 1.5)
+    up, url = mg
+    settings = make_settings(
+        GATEWAY_ARTEFACT_MIRROR="true",
+        GATEWAY_REFRESH_INTERVAL="0.2",
+        **up.env(url, read_timeout=2),
+    )
+    async with app_client(create_app(settings)) as client:
+        attempts: list[int] = []
+
+        async def lost(record: Any, attempt: int) -> None:  # enqueued, never run
+            attempts.append(attempt)
+
+        core = client.app.state.jobs.core  # type: ignore[attr-defined]
+        core.convert = lost
+        core.on_completed.clear()  # no mirror at all: the provider's audio stays
+        body = {"model": up.model, "prompt": "a lost conversion", "format": "ogg"}
+        r = await client.post(URL, json=body)
+        assert r.status_code == 200, r.text
+        seen: list[dict[str, Any]] = []
+
+        async def completed() -> dict[str, Any] | None:
+            seen.append((await client.get(f"{URL}/{r.json()['id']}")).json())
+            return seen[-1] if seen[-1]["status"] == "completed" else None
+
+        job = await eventually(completed, timeout=15, what="the conversion given up")
+    assert {j["status"] for j in seen[:-1]} <= {"queued", "in_progress"}
+    assert attempts[0] == 0 and max(attempts) >= 1, attempts  # at once, then the refresher
+    assert [(w["code"], w["param"]) for w in job["warnings"]] == [
+        ("format_not_converted", "format")
+    ]
+    assert "in time" in job["warnings"][0]["message"]
+    assert job["progress"] == 100 and job["audio_url"].split("?")[0].endswith(".mp3")
 
 
 async def test_a_format_no_provider_gives_needs_a_stored_copy(
