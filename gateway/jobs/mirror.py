@@ -37,6 +37,9 @@ from providers.base import ProviderError
 
 log = structlog.get_logger("gateway.jobs.generate")
 
+#: Seconds one copy (download, conversion, upload of a job's outputs) may run.
+COPY_TIMEOUT = 240
+
 
 class Mirror:
     """Copies asynchronous jobs' audio in, and expires stored artefacts."""
@@ -62,15 +65,18 @@ class Mirror:
             n.param == "format" for n in record.notices
         )
         if self.core.settings.artefact_mirror or legacy:
-            await self.queue.enqueue(
-                saq.Job("mirror", kwargs={"job_id": record.id}, key=f"mirror:{record.id}")
-            )
+            await self._enqueue(record.id, f"mirror:{record.id}")
 
     async def convert(self, record: JobRecord, attempt: int) -> None:
         """Copy and convert the audio of a job whose provider finished (its conversion
         due); ``attempt``: the refresher's retry of a copy that never ran."""
-        key = f"mirror:{record.id}" + (f":{attempt}" if attempt else "")
-        await self.queue.enqueue(saq.Job("mirror", kwargs={"job_id": record.id}, key=key))
+        await self._enqueue(record.id, f"mirror:{record.id}" + (f":{attempt}" if attempt else ""))
+
+    async def _enqueue(self, job_id: str, key: str) -> None:
+        # SAQ's default timeout (10 s) would cut off copying and converting two songs of
+        # a few minutes on a busy host; a copy that dies is enqueued again by the refresher
+        job = saq.Job("mirror", kwargs={"job_id": job_id}, key=key, timeout=COPY_TIMEOUT)
+        await self.queue.enqueue(job)
 
     def _native(self, record: JobRecord) -> str:
         """The format the job's provider was asked for."""
