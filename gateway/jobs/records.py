@@ -151,12 +151,15 @@ def unconverted_notice(fmt: str, why: str) -> Notice:
 
 
 def to_public(record: JobRecord) -> MusicJob:
-    """The AI Stats-compatible job object for a stored record."""
+    """The AI Stats-compatible job object for a stored record. While its audio is
+    converted (``conversion`` due) no ``audio_url`` is shown: the provider's is not in the
+    format asked."""
+    converting = record.conversion == "due"
     outputs = [
         OutputItem(
             index=o.index,
             id=o.id,
-            audio_url=o.audio_url,
+            audio_url=None if converting else o.audio_url,
             stream_audio_url=o.stream_audio_url,
             image_url=o.image_url,
             title=o.title,
