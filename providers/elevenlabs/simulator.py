@@ -41,6 +41,7 @@ from litestar.response import Stream
 from providers.elevenlabs import sim_audio
 from providers.elevenlabs.sim_config import Fault, SimulatorConfig
 from providers.elevenlabs.sim_validation import Order, validate
+from providers.kit.simulation import apply_patch
 
 __all__ = ["Fault", "SimulatorConfig", "create_simulator"]
 
@@ -248,17 +249,6 @@ class _Sim:
         finally:
             self.in_flight -= 1
 
-    def update_config(self, patch: Any) -> Response[bytes]:
-        if not isinstance(patch, dict):
-            return _json({"detail": "config patch must be a JSON object"}, 400)
-        try:
-            merged = msgspec.convert({**msgspec.to_builtins(self.config), **patch}, SimulatorConfig)
-        except msgspec.ValidationError as exc:
-            return _json({"detail": str(exc)}, 400)
-        for field in SimulatorConfig.__struct_fields__:
-            setattr(self.config, field, getattr(merged, field))
-        return _json(msgspec.to_builtins(self.config))
-
 
 def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
     """The simulator app; ``config`` is shared and may be mutated while it runs."""
@@ -275,10 +265,10 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
     @post("/__sim__/config", status_code=200)
     async def set_config(request: Request[Any, Any, Any]) -> Response[bytes]:
         try:
-            patch = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError:
-            return _json({"detail": "config patch must be JSON"}, 400)
-        return sim.update_config(patch)
+            apply_patch(sim.config, await request.body())
+        except ValueError as exc:
+            return _json({"detail": str(exc)}, 400)
+        return _json(msgspec.to_builtins(sim.config))
 
     @get("/__sim__/stats")
     async def stats() -> Response[bytes]:

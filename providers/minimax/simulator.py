@@ -45,6 +45,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from providers.kit.simulation import apply_patch
 from providers.minimax import sim_audio
 from providers.minimax.sim_config import BASE_RESP, Fault, SimulatorConfig
 from providers.minimax.sim_validation import Order, validate
@@ -283,17 +284,6 @@ class _Sim:
             await asyncio.sleep(0)
         self.last.update(last_bytes=size, last_sha256=digest.hexdigest())
 
-    def update_config(self, patch: Any) -> Response[bytes]:
-        if not isinstance(patch, dict):
-            return _json({"detail": "config patch must be a JSON object"}, 400)
-        try:
-            merged = msgspec.convert({**msgspec.to_builtins(self.config), **patch}, SimulatorConfig)
-        except msgspec.ValidationError as exc:
-            return _json({"detail": str(exc)}, 400)
-        for field in SimulatorConfig.__struct_fields__:
-            setattr(self.config, field, getattr(merged, field))
-        return _json(msgspec.to_builtins(self.config))
-
 
 def _wire(audio: Iterator[bytes], tail: bytes, malformed: bool) -> Iterator[tuple[bytes, bytes]]:
     """(audio bytes, answer bytes) pairs of a hex answer; a malformed one stops inside the
@@ -324,10 +314,10 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
     @post("/__sim__/config", status_code=200)
     async def set_config(request: Request[Any, Any, Any]) -> Response[bytes]:
         try:
-            patch = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError:
-            return _json({"detail": "config patch must be JSON"}, 400)
-        return sim.update_config(patch)
+            apply_patch(sim.config, await request.body())
+        except ValueError as exc:
+            return _json({"detail": str(exc)}, 400)
+        return _json(msgspec.to_builtins(sim.config))
 
     @get("/__sim__/stats")
     async def stats() -> Response[bytes]:

@@ -26,6 +26,7 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from providers.kit.simulation import apply_patch
 from providers.musicgpt import sim_payloads as pl
 from providers.musicgpt.sim_config import SimulatorConfig
 
@@ -86,20 +87,6 @@ class Seed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     prompt: str = "seeded"
 
 
-def update_config(sim: Sim, patch: Any) -> Response[bytes]:
-    if not isinstance(patch, dict):
-        return error(400, "config patch must be a JSON object")
-    try:
-        merged = msgspec.convert({**msgspec.to_builtins(sim.config), **patch}, SimulatorConfig)
-    except msgspec.ValidationError as exc:
-        return error(400, str(exc))
-    for field in SimulatorConfig.__struct_fields__:
-        setattr(sim.config, field, getattr(merged, field))
-    if "seed" in patch:
-        sim.rng.seed(sim.config.seed)
-    return respond(msgspec.to_builtins(sim.config))
-
-
 def seed_tasks(sim: Sim, base_url: str, raw: bytes) -> Response[bytes]:
     try:
         spec = msgspec.json.decode(raw, type=Seed)
@@ -141,10 +128,12 @@ def control_routes(sim: Sim) -> list[HTTPRouteHandler]:
     @post("/__sim__/config")
     async def set_config(request: Request[Any, Any, Any]) -> Response[bytes]:
         try:
-            patch = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError:
-            return error(400, "config patch must be JSON")
-        return update_config(sim, patch)
+            patch = apply_patch(sim.config, await request.body())
+        except ValueError as exc:
+            return error(400, str(exc))
+        if "seed" in patch:
+            sim.rng.seed(sim.config.seed)
+        return respond(msgspec.to_builtins(sim.config))
 
     @get("/__sim__/stats")
     async def stats() -> Response[bytes]:

@@ -49,6 +49,7 @@ import stamina
 from litestar import Litestar, Request, Response, get, post
 from litestar.params import FromPath
 
+from providers.kit.simulation import apply_patch
 from providers.simulator_media import MP3_BYTES, PNG_BYTES
 from providers.suno.sim_config import MESSAGES, Endpoint, Fault, SimulatorConfig
 from providers.suno.sim_payloads import SimTask, validate_create
@@ -329,14 +330,9 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
     @post("/__sim__/config", status_code=200)
     async def set_config(request: Request[Any, Any, Any]) -> Response[bytes]:
         try:
-            patch = msgspec.json.decode(await request.body())
-            if not isinstance(patch, dict):
-                raise msgspec.ValidationError("expected a JSON object")
-            merged = msgspec.convert({**msgspec.to_builtins(sim.config), **patch}, SimulatorConfig)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            patch = apply_patch(sim.config, await request.body())
+        except ValueError as exc:
             return _json({"code": 400, "msg": f"bad config: {exc}"}, 400)
-        for name in SimulatorConfig.__struct_fields__:
-            setattr(sim.config, name, getattr(merged, name))
         if "seed" in patch:
             sim.rng = random.Random(sim.config.seed)
         return _json(msgspec.to_builtins(sim.config))

@@ -38,6 +38,7 @@ import msgspec
 import stamina
 from litestar import Litestar, Request, Response, get, post
 
+from providers.kit.simulation import apply_patch
 from providers.simulator_media import MP3_BYTES, PNG_BYTES, WAV_BYTES
 from providers.tempolor.sim_payloads import SimJob, status_body, validate_create
 
@@ -382,14 +383,9 @@ def create_simulator(config: SimulatorConfig | None = None) -> Litestar:
     @post("/__sim__/config", status_code=200)
     async def set_config(request: Request[Any, Any, Any]) -> Response[bytes]:
         try:
-            patch = msgspec.json.decode(await request.body())
-            if not isinstance(patch, dict):
-                raise msgspec.ValidationError("expected a JSON object")
-            merged = msgspec.convert({**msgspec.to_builtins(sim.config), **patch}, SimulatorConfig)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            apply_patch(sim.config, await request.body())
+        except ValueError as exc:
             return _err(f"bad config: {exc}", 400)
-        for name in SimulatorConfig.__struct_fields__:
-            setattr(sim.config, name, getattr(merged, name))
         return _json(msgspec.to_builtins(sim.config))
 
     @get("/__sim__/stats")

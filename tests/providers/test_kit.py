@@ -1,11 +1,12 @@
-"""The provider kit: ``Retry-After``, strict configuration, and ``Upstream``'s one mapping
+"""The provider kit: ``Retry-After``, strict configuration, ``Upstream``'s one mapping
 of HTTP answers to the ``ProviderError`` tree (the transport failures are
-``test_http.py``'s)."""
+``test_http.py``'s), and the simulators' config patches."""
 
 from __future__ import annotations
 
 import email.utils
 
+import msgspec
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from structlog.testing import capture_logs
@@ -29,6 +30,7 @@ from providers.kit import (
     text,
     timeouts_from,
 )
+from providers.kit.simulation import apply_patch
 
 SECRET = "sk-kit-secret-0123456789"
 
@@ -110,3 +112,30 @@ async def test_a_call_without_a_credential_never_leaves() -> None:
         await api.call("create", "POST", "/x", content=b"{}")
     assert info.value.sent is False
     await api.aclose()
+
+
+class _Knobs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    latency: float = 0.0
+    faults: list[str] = []
+
+
+def test_a_config_patch_changes_the_shared_config_in_place() -> None:
+    knobs = _Knobs()
+    assert apply_patch(knobs, b'{"latency": 0.5}') == {"latency": 0.5}
+    assert (knobs.latency, knobs.faults) == (0.5, [])
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b"{", "config patch must be JSON"),
+        (b"[1]", "config patch must be a JSON object"),
+        (b'{"nope": 1}', "nope"),
+        (b'{"latency": "slow"}', "latency"),
+    ],
+)
+def test_a_bad_config_patch_says_why_and_changes_nothing(raw: bytes, says: str) -> None:
+    knobs = _Knobs(latency=1.0)
+    with pytest.raises(ValueError, match=says):
+        apply_patch(knobs, raw)
+    assert (knobs.latency, knobs.faults) == (1.0, [])
