@@ -12,7 +12,8 @@ from litestar import Litestar, Request, Response, post
 
 import providers.suno as suno
 from providers.base import Callback, JobRef, Snapshot
-from tests.providers.suno.helpers import Sim, ref, request
+from tests.providers.suno.helpers import Sim, request
+from tests.support.native import ref
 from tests.support.servers import serve
 from tests.support.waiting import eventually
 

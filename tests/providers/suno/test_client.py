@@ -8,7 +8,8 @@ import httpx
 import providers.suno as suno
 from providers.base import Callback, UpstreamAuthError
 from providers.simulator_media import MP3_BYTES, PNG_BYTES
-from tests.providers.suno.helpers import KEY, Sim, poll, ref, request
+from tests.providers.suno.helpers import KEY, Sim, request
+from tests.support.native import poll, ref
 
 
 async def test_simple_request_on_the_wire_and_polled_to_two_playable_songs(

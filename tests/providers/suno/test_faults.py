@@ -21,7 +21,8 @@ from providers.base import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from tests.providers.suno.helpers import KEY, Sim, poll, ref, request
+from tests.providers.suno.helpers import KEY, Sim, request
+from tests.support.native import poll, ref
 
 CODES: list[tuple[int, type[ProviderError], int]] = [
     (400, UpstreamRejected, 400),

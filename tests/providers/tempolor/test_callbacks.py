@@ -11,7 +11,8 @@ from litestar import Litestar, Request, Response, post
 
 import providers.tempolor as tempolor
 from providers.base import Callback, JobRef, Snapshot
-from tests.providers.tempolor.helpers import Sim, ref, request
+from tests.providers.tempolor.helpers import Sim, request
+from tests.support.native import ref
 from tests.support.servers import serve
 from tests.support.waiting import eventually
 

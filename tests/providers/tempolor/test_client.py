@@ -9,8 +9,9 @@ from structlog.testing import capture_logs
 
 import providers.tempolor as tempolor
 from providers.base import Provider, UpstreamTimeout
-from tests.providers.tempolor.helpers import TOKEN, Sim, poll, ref, request
+from tests.providers.tempolor.helpers import TOKEN, Sim, request
 from tests.support.clock import wall_clock_reaches
+from tests.support.native import poll, ref
 from tests.support.waiting import eventually
 
 MP3_SYNC = b"\xff\xfb"

@@ -16,7 +16,8 @@ from providers.base import (
     UpstreamRateLimited,
     UpstreamRejected,
 )
-from tests.providers.tempolor.helpers import TOKEN, Sim, poll, ref, request
+from tests.providers.tempolor.helpers import TOKEN, Sim, request
+from tests.support.native import poll, ref
 from tests.support.waiting import eventually
 
 CREATE_FAULTS: list[tuple[dict[str, Any], type[ProviderError], int]] = [

@@ -1,0 +1,77 @@
+"""A provider tested on its own, against its simulator: the simulator's ``/__sim__``
+control endpoints, and a submitted job polled through ``fetch`` as the gateway would.
+
+Usage::
+
+    sim = SimControl(base_url, httpx.Client())
+    sim.configure(callbacks=False); sim.stats(); sim.creates(); sim.reset()
+    final, history = await poll(provider, pending, request)      # until final
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from providers.base import JobRef, Pending, Pollable, Snapshot, SubmitRequest, is_final
+from tests.support.waiting import TIMEOUT
+
+__all__ = ["SimControl", "poll", "ref"]
+
+
+class SimControl:
+    """The served simulator: its base URL and its ``/__sim__`` control endpoints."""
+
+    def __init__(self, base: str, http: httpx.Client) -> None:
+        self.base = base
+        self.http = http  # one pooled sync client for the test side
+
+    def configure(self, **knobs: Any) -> dict[str, Any]:
+        resp = self.http.post(self.base + "/__sim__/config", json=knobs)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def reset(self) -> None:
+        self.http.post(self.base + "/__sim__/reset").raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return self.http.get(self.base + "/__sim__/stats").json()
+
+    def creates(self) -> list[dict[str, Any]]:
+        return self.http.get(self.base + "/__sim__/creates").json()
+
+
+def ref(sub: Pending, req: SubmitRequest, last: Snapshot | None = None, **kw: Any) -> JobRef:
+    """The job reference ``fetch`` gets for ``sub`` (``job_id``, ``native_id`` may be
+    given)."""
+    return JobRef(
+        job_id=kw.get("job_id", "mus_test"),
+        model=req.model,
+        native_id=kw.get("native_id", sub.native_id),
+        native_ids=sub.native_ids,
+        format=req.format,
+        last=last or sub.snapshot,
+    )
+
+
+async def poll(
+    provider: Pollable,
+    sub: Pending,
+    req: SubmitRequest,
+    *,
+    until: Any = None,
+    timeout: float = TIMEOUT,
+) -> tuple[Snapshot, list[Snapshot]]:
+    """Fetch until ``until(snapshot)`` (default: a final status); returns it and the history."""
+    until = until or (lambda s: is_final(s.status))
+    snap, seen = sub.snapshot, [sub.snapshot]
+    deadline = time.monotonic() + timeout
+    while not until(snap):
+        assert time.monotonic() < deadline, f"timed out; last snapshot {snap}"
+        await asyncio.sleep(0.02)
+        snap = await provider.fetch(ref(sub, req, snap))
+        seen.append(snap)
+    return snap, seen
