@@ -25,8 +25,9 @@ from providers.base import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from providers.elevenlabs import ElevenLabsProvider, create, streams
+from providers.elevenlabs import ElevenLabsProvider, create
 from providers.elevenlabs.catalog import CompositionPlan, ElevenLabsOptions, PlanChunk
+from tests.support.spool import SpoolFiles
 
 from .conftest import KEY, Sim, decoded_seconds, make_provider, read_all, request
 
@@ -106,23 +107,10 @@ async def test_wav_duration_is_measured_from_the_pcm(
     await fin.streams[0].aclose()
 
 
-class Files:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.made: list[Any] = []
-        real = streams.tempfile.TemporaryFile
-
-        def record(*args: Any, **kw: Any) -> Any:
-            f = real(*args, **kw)
-            self.made.append(f)
-            return f
-
-        monkeypatch.setattr(streams.tempfile, "TemporaryFile", record)
-
-
 async def test_the_spool_file_is_closed_at_the_end_or_on_aclose(
     provider: ElevenLabsProvider, el_sim: Sim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = Files(monkeypatch)
+    files = SpoolFiles(monkeypatch)
     await el_sim.set(pcm_content_length=False)
     fin = await provider.start(request(duration=3, format="wav"))
     [spool] = files.made

@@ -24,8 +24,9 @@ from providers.base import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from providers.minimax import MiniMaxProvider, create, streams
+from providers.minimax import MiniMaxProvider, create
 from providers.minimax.catalog import AudioSetting, MiniMaxOptions
+from tests.support.spool import SpoolFiles
 
 from .conftest import KEY, LYRICS, PROMPT, Sim, make_provider, probe, read_all, request
 
@@ -116,25 +117,10 @@ async def test_a_long_hex_answer_is_spooled_in_bounded_memory(
     assert peak < size / 10, f"peak {peak} bytes for a {size}-byte song"
 
 
-class Files:
-    """Records the spool files ``streams`` makes."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.made: list[Any] = []
-        real = streams.tempfile.TemporaryFile
-
-        def record(*args: Any, **kw: Any) -> Any:
-            f = real(*args, **kw)
-            self.made.append(f)
-            return f
-
-        monkeypatch.setattr(streams.tempfile, "TemporaryFile", record)
-
-
 async def test_the_spool_file_is_closed_at_the_end_on_aclose_and_on_error(
     provider: MiniMaxProvider, mm_sim: Sim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = Files(monkeypatch)
+    files = SpoolFiles(monkeypatch)
     fin = await provider.start(request(options=HEX))
     assert not files.made[0].closed
     await read_all(fin.streams[0])
