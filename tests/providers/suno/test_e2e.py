@@ -15,11 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.api.app import create_app
 from gateway.infra.settings import Settings
 from providers.simulator_media import MP3_BYTES
 from tests.providers.suno.helpers import KEY, Sim
-from tests.support.servers import free_port, serve
+from tests.support.served import served_gateways
 from tests.support.waiting import TIMEOUT, wait_until
 
 CLIENT = "sk-suno-e2e-0001"
@@ -29,32 +28,9 @@ Gateway = Callable[..., httpx.Client]
 @pytest.fixture
 def gateway(make_settings: Callable[..., Settings], sim: Sim) -> Iterator[Gateway]:
     """Start a gateway on the simulator: ``gateway(callbacks=False, **extra_env)``."""
-    stack: list[Any] = []
-
-    def start(callbacks: bool = False, **env: str) -> httpx.Client:
-        port = free_port()
-        public = {"GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}"} if callbacks else {}
-        settings = make_settings(
-            GATEWAY_API_KEYS=CLIENT,
-            GATEWAY_REFRESH_INTERVAL="0",
-            GATEWAY_LOG_FORMAT="json",
-            SUNO_API_KEY=KEY,
-            SUNO_BASE_URL=sim.base,
-            **public,
-            **env,
-        )
-        server = serve(create_app(settings), port)
-        base = server.__enter__()
-        stack.append(server)
-        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {CLIENT}"})
-        stack.append(client)
-        return client
-
-    try:
+    env = {"GATEWAY_LOG_FORMAT": "json", "SUNO_API_KEY": KEY, "SUNO_BASE_URL": sim.base}
+    with served_gateways(make_settings, CLIENT, env) as start:
         yield start
-    finally:
-        for item in reversed(stack):
-            item.__exit__(None, None, None)
 
 
 def generate(gw: httpx.Client, **body: Any) -> dict[str, Any]:

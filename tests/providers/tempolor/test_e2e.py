@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.api.app import create_app
 from gateway.infra.settings import Settings
 from tests.providers.tempolor.helpers import TOKEN, Sim
-from tests.support.servers import free_port, serve
+from tests.support.served import served_gateways
 from tests.support.waiting import TIMEOUT, wait_until
 
 KEY = "sk-tempolor-e2e-0001"
@@ -28,31 +27,9 @@ Gateway = Callable[..., httpx.Client]
 @pytest.fixture
 def gateway(make_settings: Callable[..., Settings], sim: Sim) -> Iterator[Gateway]:
     """Start a gateway on the simulator: ``gateway(callbacks=False, **extra_env)``."""
-    stack: list[Any] = []
-
-    def start(callbacks: bool = False, **env: str) -> httpx.Client:
-        port = free_port()
-        public = {"GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}"} if callbacks else {}
-        settings = make_settings(
-            GATEWAY_API_KEYS=KEY,
-            GATEWAY_REFRESH_INTERVAL="0",
-            USEAPI_TOKEN=TOKEN,
-            USEAPI_BASE_URL=sim.api,
-            **public,
-            **env,
-        )
-        server = serve(create_app(settings), port)
-        base = server.__enter__()
-        stack.append(server)
-        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"})
-        stack.append(client)
-        return client
-
-    try:
+    env = {"USEAPI_TOKEN": TOKEN, "USEAPI_BASE_URL": sim.api}
+    with served_gateways(make_settings, KEY, env) as start:
         yield start
-    finally:
-        for item in reversed(stack):
-            item.__exit__(None, None, None)
 
 
 def generate(gw: httpx.Client, **body: Any) -> dict[str, Any]:
