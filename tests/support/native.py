@@ -6,6 +6,12 @@ Usage::
     sim = SimControl(base_url, httpx.Client())
     sim.configure(callbacks=False); sim.stats(); sim.creates(); sim.reset()
     final, history = await poll(provider, pending, request)      # until final
+
+    receiver = CallbackReceiver("suno")          # the gateway's callback route, standing in
+    with serve(receiver.app) as base:
+        receiver.base = base
+        req = request(callback=receiver.callback("mus_1", "tok"))
+        bodies = await receiver.wait_for(3)      # the raw bodies, in arrival order
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import time
 from typing import Any
 
 import httpx
+from litestar import Litestar, Request, Response, post
 
-from providers.base import JobRef, Pending, Pollable, Snapshot, SubmitRequest, is_final
-from tests.support.waiting import TIMEOUT
+from providers.base import Callback, JobRef, Pending, Pollable, Snapshot, SubmitRequest, is_final
+from tests.support.waiting import TIMEOUT, eventually
 
-__all__ = ["SimControl", "poll", "ref"]
+__all__ = ["CallbackReceiver", "SimControl", "poll", "ref"]
 
 
 class SimControl:
@@ -75,3 +82,34 @@ async def poll(
         snap = await provider.fetch(ref(sub, req, snap))
         seen.append(snap)
     return snap, seen
+
+
+class CallbackReceiver:
+    """The gateway's callback route for ``provider``, standing in: it records every
+    callback body (or answers 500 while ``fail``)."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.bodies: list[tuple[str, bytes]] = []  # (path, body)
+        self.fail = False
+        self.base = ""  # set once served
+
+        @post(f"/v1/callbacks/{provider}/{{rest:path}}", status_code=200)
+        async def intake(request: Request[Any, Any, Any]) -> Response[bytes]:
+            self.bodies.append((request.url.path, await request.body()))
+            return Response(content=b"", status_code=500 if self.fail else 200)
+
+        self.app = Litestar(route_handlers=[intake], openapi_config=None)
+
+    def callback(self, job_id: str, token: str) -> Callback:
+        url = f"{self.base}/v1/callbacks/{self.provider}/{job_id}/{token}"
+        return Callback(url=url, job_id=job_id, token=token)
+
+    def clear(self) -> None:
+        self.bodies.clear()
+        self.fail = False
+
+    async def wait_for(self, count: int) -> list[bytes]:
+        """Every body received, once there are at least ``count``."""
+        await eventually(lambda: len(self.bodies) >= count, what=f"{count} callbacks")
+        return [b for _, b in self.bodies]

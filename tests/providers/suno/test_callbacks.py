@@ -8,39 +8,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from litestar import Litestar, Request, Response, post
 
 import providers.suno as suno
-from providers.base import Callback, JobRef, Snapshot
+from providers.base import JobRef, Snapshot
 from tests.providers.suno.helpers import Sim, request
-from tests.support.native import ref
+from tests.support.native import CallbackReceiver, ref
 from tests.support.servers import serve
 from tests.support.waiting import eventually
 
 
-class Receiver:
-    """A gateway stand-in recording every callback body (or answering 500)."""
-
+class Receiver(CallbackReceiver):
     def __init__(self) -> None:
-        self.bodies: list[tuple[str, bytes]] = []
-        self.fail = False
-        self.base = ""
+        super().__init__("suno")
 
-        @post("/v1/callbacks/suno/{rest:path}", status_code=200)
-        async def intake(request: Request[Any, Any, Any]) -> Response[bytes]:
-            self.bodies.append((request.url.path, await request.body()))
-            return Response(content=b"", status_code=500 if self.fail else 200)
-
-        self.app = Litestar(route_handlers=[intake], openapi_config=None)
-
-    def callback(self, job_id: str, token: str) -> Callback:
-        return Callback(
-            url=f"{self.base}/v1/callbacks/suno/{job_id}/{token}", job_id=job_id, token=token
-        )
-
-    async def wait_for(self, count: int) -> list[dict[str, Any]]:
-        await eventually(lambda: len(self.bodies) >= count, what=f"{count} callbacks")
-        return [json.loads(b) for _, b in self.bodies]
+    async def wait_for_json(self, count: int) -> list[dict[str, Any]]:
+        return [json.loads(b) for b in await self.wait_for(count)]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +35,7 @@ def receiver_server() -> Iterator[Receiver]:
 
 @pytest.fixture
 def receiver(receiver_server: Receiver) -> Receiver:
-    receiver_server.bodies.clear()
-    receiver_server.fail = False
+    receiver_server.clear()
     return receiver_server
 
 
@@ -81,7 +62,7 @@ async def test_three_stages_are_called_back_and_complete_the_job(
 ) -> None:
     req = request(callback=receiver.callback("mus_cb1", "tok-1"))
     sub = await provider.start(req)
-    bodies = await receiver.wait_for(3)
+    bodies = await receiver.wait_for_json(3)
     assert receiver.bodies[0][0] == "/v1/callbacks/suno/mus_cb1/tok-1"
     assert [b["data"]["callbackType"] for b in bodies] == ["text", "first", "complete"]
     assert {b["data"]["task_id"] for b in bodies} == {sub.native_id}
@@ -101,7 +82,7 @@ async def test_duplicated_and_reversed_callbacks_converge(
     sim.configure(callback_order="reverse", callback_duplicates=1)
     req = request(callback=receiver.callback("mus_cb2", "tok-2"))
     sub = await provider.start(req)
-    bodies = await receiver.wait_for(6)
+    bodies = await receiver.wait_for_json(6)
     assert [b["data"]["callbackType"] for b in bodies][::2] == ["complete", "first", "text"]
     snaps = await apply_all(provider, ref(sub, req, job_id="mus_cb2"), bodies)
     assert {s.status for s in snaps} == {"completed"}
@@ -127,7 +108,7 @@ async def test_error_callbacks_fail_the_job_with_the_native_reason(
 ) -> None:
     req = request(prompt=prompt, callback=receiver.callback("mus_cb3", "tok-3"))
     sub = await provider.start(req)
-    bodies = await receiver.wait_for(len(stages))
+    bodies = await receiver.wait_for_json(len(stages))
     assert [b["data"]["callbackType"] for b in bodies] == stages
     assert bodies[-1]["code"] == 501
     snap = (await apply_all(provider, ref(sub, req), bodies))[-1]
@@ -141,7 +122,7 @@ async def test_a_lost_create_answer_is_reconciled_from_the_callback(
 ) -> None:
     req = request(callback=receiver.callback("mus_cb4", "tok-4"))
     sub = await provider.start(req)
-    bodies = await receiver.wait_for(3)
+    bodies = await receiver.wait_for_json(3)
     lost = JobRef(
         job_id="mus_cb4", model=req.model, native_id="", native_ids=[], format="mp3",
         last=Snapshot(status="queued"),
@@ -171,7 +152,7 @@ async def test_undeliverable_callbacks_turn_the_status_into_callback_exception(
     sim.configure(callback_retries=0)
     req = request(callback=receiver.callback("mus_cb5", "tok-5"))
     sub = await provider.start(req)
-    await receiver.wait_for(3)
+    await receiver.wait_for_json(3)
     await eventually(lambda: sim.stats()["callbacks_failed"] >= 3, what="3 failures counted")
     snap = await provider.fetch(ref(sub, req))
     assert snap.native_status == "CALLBACK_EXCEPTION" and snap.status == "completed"

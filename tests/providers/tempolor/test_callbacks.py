@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from litestar import Litestar, Request, Response, post
 
 import providers.tempolor as tempolor
-from providers.base import Callback, JobRef, Snapshot
+from providers.base import JobRef, Snapshot
 from tests.providers.tempolor.helpers import Sim, request
-from tests.support.native import ref
+from tests.support.native import CallbackReceiver, ref
 from tests.support.servers import serve
 from tests.support.waiting import eventually
 
@@ -22,28 +20,9 @@ from tests.support.waiting import eventually
 GENERATE = 2.0
 
 
-class Receiver:
-    """A tiny gateway stand-in that records every callback body (or answers 500)."""
-
+class Receiver(CallbackReceiver):
     def __init__(self) -> None:
-        self.bodies: list[tuple[str, bytes]] = []
-        self.fail = False
-        self.base = ""
-
-        @post("/v1/callbacks/tempolor/{rest:path}", status_code=200)
-        async def intake(request: Request[Any, Any, Any]) -> Response[bytes]:
-            self.bodies.append((request.url.path, await request.body()))
-            return Response(content=b"", status_code=500 if self.fail else 200)
-
-        self.app = Litestar(route_handlers=[intake], openapi_config=None)
-
-    def callback(self, job_id: str, token: str) -> Callback:
-        url = f"{self.base}/v1/callbacks/tempolor/{job_id}/{token}"
-        return Callback(url=url, job_id=job_id, token=token)
-
-    async def wait_for(self, count: int) -> list[bytes]:
-        await eventually(lambda: len(self.bodies) >= count, what=f"{count} callbacks")
-        return [b for _, b in self.bodies]
+        super().__init__("tempolor")
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +35,7 @@ def receiver_server() -> Iterator[Receiver]:
 
 @pytest.fixture
 def receiver(receiver_server: Receiver) -> Receiver:
-    receiver_server.bodies.clear()
-    receiver_server.fail = False
+    receiver_server.clear()
     return receiver_server
 
 
