@@ -151,10 +151,11 @@ def unconverted_notice(fmt: str, why: str) -> Notice:
 
 
 def to_public(record: JobRecord) -> MusicJob:
-    """The AI Stats-compatible job object for a stored record. While its audio is
-    converted (``conversion`` due) no ``audio_url`` is shown: the provider's is not in the
-    format asked."""
-    converting = record.conversion == "due"
+    """The AI Stats-compatible job object for a stored record. While a job's format is to
+    be converted (``conversion`` wanted or due) no ``audio_url`` is shown, not even a
+    finished song of an unfinished job: the provider's audio is not in the format asked
+    (a stream URL, a preview by nature, still is)."""
+    converting = record.conversion is not None
     outputs = [
         OutputItem(
             index=o.index,

@@ -13,9 +13,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from gateway.infra.settings import Settings
+from gateway.jobs.records import to_public
+from gateway.store.store import JobRecord
+from providers.base import Artefact
 from tests.support.audio import probe
 from tests.support.upstreams import UPSTREAMS
 from tests.support.waiting import eventually
@@ -395,6 +399,32 @@ async def test_ogg_and_aac_are_served_as_real_files(
         assert got.headers["content-type"].startswith(kind)
         found = probe(got.content)
         assert found[:2] == (container, codec) and found[2] > 0.1
+
+
+@pytest.mark.parametrize("conversion", ["wanted", "due"])
+def test_no_song_of_an_unconverted_job_is_shown_before_it_completes(conversion: str) -> None:
+    """MusicGPT finishes its two songs one after the other: while a job's format is still
+    to be converted, the first finished song (an mp3 where ogg was asked) has no
+    ``audio_url`` in the answer; its stream URL, a preview, stays."""
+    first = Artefact(index=0, audio_url="https://up.example/0.mp3", stream_audio_url="s0")
+    second = Artefact(index=1)
+    record = JobRecord(
+        id="mus_x",
+        owner="key_x",
+        provider="musicgpt",
+        model="musicgpt/v7",
+        status="in_progress",
+        created_at=1.0,
+        updated_at=1.0,
+        format="ogg",
+        outputs=[first, second],
+        conversion=conversion,
+    )
+    shown = to_public(record)
+    assert [o.audio_url for o in shown.output] == [None, None]
+    assert shown.output[0].stream_audio_url == "s0"
+    plain = to_public(msgspec.structs.replace(record, format="mp3", conversion=None))
+    assert plain.output[0].audio_url == "https://up.example/0.mp3"
 
 
 async def test_ai_stats_elevenlabs_block_spellings_are_understood(
