@@ -257,10 +257,18 @@ def scale_report(
             f" CPU of ours: {(ws.gateway_cpu + ws.sim_cpu + ws.redis_cpu) / ws.seconds:.2f} / "
             f"{(wb.gateway_cpu + wb.sim_cpu + wb.redis_cpu) / wb.seconds:.2f} cores)"
         )
+    backlog = [n for n in (1, 2) if small.windows[n].due_at_end]
+    kept_up = (
+        "none due at the end: it kept up"
+        if not backlog
+        else "jobs still due at the end with "
+        + " and ".join(f"{n} process(es)" for n in backlog)
+        + ": it fell behind, so that rate is the refresher's limit"
+    )
     lines.append(
         f"   ({small.jobs:,} jobs due every {INTERVAL:g} s ask for at most "
         f"{small.jobs / INTERVAL:,.0f} refreshes/s: a rate near it is the demand, not the "
-        "refresher's limit; none due at the end: it kept up)"
+        f"refresher's limit; {kept_up})"
     )
     lines.append(
         f"   2 processes / 1, refreshes/s          {rate_ratio(small):8.2f} "
