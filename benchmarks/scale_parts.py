@@ -188,13 +188,13 @@ async def _claim_costs(topo: Topology, sizes: tuple[int, ...]) -> dict[int, tupl
                 members = {new_job_id(): now for _ in range(first, min(n, first + 1000))}
                 await store.redis.zadd(store.due_key, members)
             for _ in range(10):  # warm: connections, the script cached
-                await store.claim_due(100, 0.0, time.time())
+                await store.schedule.claim_due(100, 0.0, time.time())
         try:
             for _ in range(ROUNDS):
                 for n, store in stores.items():
                     cpu0, redis0 = time.process_time(), topo.cpu()
                     for _ in range(CLAIMS):
-                        claimed = await store.claim_due(100, 0.0, time.time())
+                        claimed = await store.schedule.claim_due(100, 0.0, time.time())
                         if len(claimed.ids) != 100:
                             raise RuntimeError(f"claim took {len(claimed.ids)} ids, not 100")
                     cpu1, redis1 = time.process_time(), topo.cpu()

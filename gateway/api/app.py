@@ -167,7 +167,7 @@ class GatewayPlugin(InitPluginProtocol):
 
     async def _seed_once(self, store: Store) -> None:
         for raw in self.settings.api_keys:
-            await store.seed_key(raw)
+            await store.keys.seed_key(raw)
 
     async def _seed_keys(self, store: Store) -> None:
         """Seed bootstrap keys; while Redis is unreachable, keep trying in the background

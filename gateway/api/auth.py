@@ -42,7 +42,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
                 headers={"WWW-Authenticate": "Bearer"},
             )
         store: Store = connection.app.state.store
-        record: KeyRecord | None = await store.lookup_key(raw)
+        record: KeyRecord | None = await store.keys.lookup_key(raw)
         if record is None or record.revoked:
             raise Unauthorized(
                 "Invalid or revoked API key.", headers={"WWW-Authenticate": "Bearer"}

@@ -119,7 +119,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "create":
 
         async def create(store: Any) -> None:
-            raw, record = await store.create_key(
+            raw, record = await store.keys.create_key(
                 args.name, rpm=args.rpm, max_inflight=args.max_inflight
             )
             print(f"id:   {record.id}\nname: {record.name}\nkey:  {raw}")
@@ -131,7 +131,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "list":
 
         async def list_(store: Any) -> None:
-            for r in await store.list_keys():
+            for r in await store.keys.list_keys():
                 state = "revoked" if r.revoked else "active"
                 rpm = "default" if r.rpm is None else r.rpm
                 inflight = "default" if r.max_inflight is None else r.max_inflight
@@ -145,7 +145,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "webhook-secret":
 
         async def rotate(store: Any) -> str | None:
-            return await store.rotate_webhook_secret(args.key_id)
+            return await store.keys.rotate_webhook_secret(args.key_id)
 
         secret = asyncio.run(_with_store(rotate))
         if secret is None:
@@ -157,7 +157,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "limits":
 
         async def limits(store: Any) -> Any:
-            return await store.set_key_limits(
+            return await store.keys.set_key_limits(
                 args.key_id, rpm=args.rpm, max_inflight=args.max_inflight
             )
 
@@ -169,7 +169,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
         return 0
 
     async def revoke(store: Any) -> bool:
-        return await store.revoke_key(args.key_id)
+        return await store.keys.revoke_key(args.key_id)
 
     if asyncio.run(_with_store(revoke)):
         print(f"revoked {args.key_id}")

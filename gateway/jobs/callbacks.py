@@ -66,7 +66,9 @@ class Callbacks:
         by the native id the callback names (the store's native-id index). The provider's
         ``callback`` checks the callback's own signature from ``headers``."""
         provider = self.core.calls_back.get(provider_name)
-        job_id = await self.store.job_for_native(provider_name, native_id) if provider else None
+        job_id = (
+            await self.store.indexes.job_for_native(provider_name, native_id) if provider else None
+        )
         record = await self.store.get_job(job_id) if job_id else None
         if provider is None or record is None or record.provider != provider_name:
             self._rejected(provider_name)
@@ -101,7 +103,7 @@ class Callbacks:
                 if record.native_id is None and updated.native_id is not None:
                     log.info("create_reconciled", job_id=job_id, native_id=updated.native_id)
                     if self.providers[name].catalog.account_callbacks:
-                        await self.store.index_native(name, updated.native_ids, job_id)
+                        await self.store.indexes.index_native(name, updated.native_ids, job_id)
                 self.metrics.callbacks.labels(name, "applied").inc()
                 return updated
             except Conflicted as conflict:  # another update landed first: apply on top of it

@@ -122,7 +122,7 @@ class Creates:
         breaker = self.breakers[spec.provider]
         if not breaker.allow():
             if idempotency_key is not None:  # a replay needs no provider
-                entry = await self.store.get_idempotency(owner, idempotency_key)
+                entry = await self.store.indexes.get_idempotency(owner, idempotency_key)
                 if entry is not None:
                     return await self._replay(owner, entry, digest, idempotency_key), True
             self._unavailable(spec.provider)
@@ -271,7 +271,7 @@ class Creates:
         done = await self.store.update_job(record.id, apply, follow=self.core.follow(), raw=raw)
         assert done is not None
         if provider.catalog.account_callbacks:  # routes its account-level callbacks
-            await self.store.index_native(record.provider, pending.native_ids, record.id)
+            await self.store.indexes.index_native(record.provider, pending.native_ids, record.id)
         await self.core.changed(done.before, done.record, prior=done.prior)
         return done.record
 
@@ -322,7 +322,7 @@ class Creates:
         await self.store.put_job(failed, zsets=self.core.follow()(record.status, failed))
         await self.core.changed(record.status, failed, notify=False)  # the answer says it all
         if idempotency_key is not None and (isinstance(exc, UpstreamRateLimited) or not exc.sent):
-            await self.store.release_idempotency(record.owner, idempotency_key)
+            await self.store.indexes.release_idempotency(record.owner, idempotency_key)
         error = _replayed_error(failed)
         error.param, error.reason = exc.param, exc.reason  # the provider's finer cause
         if exc.retry_after is not None:
@@ -345,7 +345,7 @@ class Creates:
             # ran, its answer was lost: a Redis failover) or outlived its job. Nothing was
             # sent for it: the key is unbound (only if unchanged) and the retry starts anew.
             if idempotency_key is not None:
-                await self.store.release_orphan(owner, idempotency_key, entry)
+                await self.store.indexes.release_orphan(owner, idempotency_key, entry)
             raise Conflict(
                 "The request with this Idempotency-Key was not started; retry it.",
                 code="request_in_progress",

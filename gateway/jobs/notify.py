@@ -91,10 +91,10 @@ class Notifier:
     async def notify(self, record: JobRecord) -> None:
         """Queue the job object for the client's webhook (deduplicated per status)."""
         assert self.outbox is not None and record.webhook_url
-        key = await self.store.get_key(record.owner)
+        key = await self.store.keys.get_key(record.owner)
         secret = key.webhook_secret if key is not None else None
         if secret is None:  # a key from before webhooks: give it a secret (rotate to see it)
-            secret = await self.store.rotate_webhook_secret(record.owner)
+            secret = await self.store.keys.rotate_webhook_secret(record.owner)
         if secret is None:
             log.warning("webhook_owner_missing", job_id=record.id)
             return

@@ -111,12 +111,12 @@ class Refreshes:
         create, or put it back on the schedule."""
         record = await self.store.get_job(job_id)
         if record is None:
-            await self.store.unschedule(job_id)
+            await self.store.schedule.remove(job_id)
             return
         if is_final(record.status):  # zero upstream calls from here on
             if self.core.notifier.notifies(record):
                 await self.core.notifier.notify(record)  # queued once, whoever came first
-            await self.store.apply_zops(self.core.release(record))  # if a process died
+            await self.store.schedule.apply_zops(self.core.release(record))  # if a process died
             return
         now = time.time()
         if record.conversion == "due":
@@ -127,10 +127,10 @@ class Refreshes:
             if now >= deadline:
                 await self.expire_unknown(record)
             else:
-                await self.store.schedule(job_id, deadline)
+                await self.store.schedule.add(job_id, deadline)
             return
         if not self._due(record, now):
-            await self.store.schedule(job_id, record.refreshed_at + self.core.period)
+            await self.store.schedule.add(job_id, record.refreshed_at + self.core.period)
             return
         await self._refresh_once(record)
 
@@ -145,7 +145,7 @@ class Refreshes:
         if waited >= CONVERSION_RECHECK:
             await self.core.start_conversion(record, int(waited // CONVERSION_RECHECK))
         again = min(now + CONVERSION_RECHECK, record.updated_at + CONVERSION_DEADLINE)
-        await self.store.schedule(record.id, again)
+        await self.store.schedule.add(record.id, again)
 
     async def _give_up_conversion(self, record: JobRecord, waited: float) -> JobRecord:
         notice = unconverted_notice(record.format, "no conversion finished in time")
@@ -324,5 +324,5 @@ class Refreshes:
     async def _not_refreshed(self, record: JobRecord, wait: float) -> tuple[JobRecord, bool]:
         """No fresh snapshot this time: answer the cached one, try again after ``wait``."""
         if self.settings.background_refresh and not is_final(record.status):
-            await self.store.schedule(record.id, time.time() + wait)
+            await self.store.schedule.add(record.id, time.time() + wait)
         return record, True

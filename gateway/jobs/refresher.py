@@ -44,7 +44,9 @@ class Refresher:
 
     async def run_once(self) -> Claimed:
         """Refresh the jobs due now; returns what was claimed."""
-        claimed = await self.jobs.store.claim_due(self.batch, self.claim_seconds, time.time())
+        claimed = await self.jobs.store.schedule.claim_due(
+            self.batch, self.claim_seconds, time.time()
+        )
         self.jobs.metrics.refresher_claims.inc()
         if claimed.ids:
             self.jobs.metrics.refresher_claimed.inc(len(claimed.ids))

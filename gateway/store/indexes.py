@@ -1,8 +1,8 @@
-"""Look-ups by other names, mixed into ``Store`` (which supplies ``redis``, ``prefix`` and
-``retention``): a provider's native job ids to the gateway's job ids (account-level
-callbacks), and a client key's ``Idempotency-Key`` to its entry. Keys: ``native:p:id``
-(one key each, no tag needed) and ``idem:{key id}:h`` (the owner's tag, as its in-flight
-slots have: ``Store.open_job`` binds one and takes a slot in one script)."""
+"""Look-ups by other names, one part of ``Store`` (``store.indexes``): a provider's
+native job ids to the gateway's job ids (account-level callbacks), and a client key's
+``Idempotency-Key`` to its entry. Keys: ``native:p:id`` (one key each, no tag needed) and
+``idem:{key id}:h`` (the owner's tag, as its in-flight slots have: ``Store.open_job``
+binds one and takes a slot in one script)."""
 
 from __future__ import annotations
 
@@ -34,9 +34,12 @@ return 0
 
 
 class Indexes:
-    redis: RedisClient
-    prefix: str
-    retention: int
+    """Native ids to job ids, and Idempotency-Keys to their entries."""
+
+    def __init__(self, redis: RedisClient, prefix: str, retention: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.retention = retention
 
     async def index_native(self, provider: str, native_ids: Sequence[str], job_id: str) -> None:
         """Remember which job each native id belongs to, for the job's retention."""

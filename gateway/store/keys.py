@@ -1,5 +1,6 @@
 """Client keys: their record in Redis (found by the key's sha256, never the key itself)
-and the operations the ``keys`` command line runs, mixed into ``Store``.
+and the operations the ``keys`` command line runs: ``Keys``, one part of ``Store``
+(``store.keys``).
 
 Keys (under the store's prefix)::
 
@@ -13,10 +14,12 @@ import base64
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from gateway.store.memo import remember
 from gateway.store.redis_pool import RedisClient
 
 
@@ -52,13 +55,41 @@ def new_raw_key() -> str:
     return "mgw_" + secrets.token_urlsafe(32)
 
 
-class KeyAdmin:
-    """Creating, listing and changing client keys (mixed into ``Store``, which supplies
-    ``redis``, ``prefix`` and the key cache ``_keys`` that every change clears)."""
+class Keys:
+    """Finding, creating, listing and changing client keys. A key found by ``lookup_key``
+    is kept in memory for ``cache_seconds`` (the hot path of every request); a change
+    made here clears that cache, so this process sees it at once."""
 
-    redis: RedisClient
-    prefix: str
-    _keys: dict[str, tuple[float, KeyRecord]]
+    def __init__(
+        self,
+        redis: RedisClient,
+        prefix: str,
+        *,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
+
+    async def lookup_key(self, raw_key: str) -> KeyRecord | None:
+        """The record of a raw client key (revoked ones included), None when unknown. A
+        found record is kept in memory for ``cache_seconds``; unknown keys never are.
+        Callers must not change the record they get."""
+        digest = hash_key(raw_key)
+        hit = self._cache.get(digest)
+        if hit is not None and self.clock() < hit[0]:
+            return hit[1]
+        raw = await self.redis.get(f"{self.prefix}key:{digest}")
+        if raw is None:
+            self._cache.pop(digest, None)
+            return None
+        record = key_decoder.decode(raw)
+        if self.cache_seconds > 0:
+            remember(self._cache, digest, self.clock() + self.cache_seconds, record)
+        return record
 
     async def create_key(
         self,
@@ -135,7 +166,7 @@ class KeyAdmin:
         name, record = found
         record = msgspec.structs.replace(record, **changes)
         await self.redis.set(name, key_encoder.encode(record))
-        self._keys.clear()  # this process sees the change at once
+        self._cache.clear()  # this process sees the change at once
         return record
 
     async def set_key_limits(

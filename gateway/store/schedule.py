@@ -1,6 +1,6 @@
 """The refresh schedule (the sorted set ``due``: in-flight job id -> when the background
 refresher looks at it again), and how a job's writes that span Redis Cluster slots are
-ordered. Mixed into ``Store``, which supplies ``redis``, ``due_key`` and ``_claim_due``.
+ordered. ``Schedule`` is one part of ``Store`` (``store.schedule``).
 
 A job's record, the schedule ``due`` and its owner's in-flight slots live in three slots
 of a cluster, so a create and a job's updates are several steps. They run in order
@@ -28,13 +28,13 @@ them leave nothing that stays wrong:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import structlog
 from redis.exceptions import RedisError
 
 from gateway.store.redis_pool import RedisClient, in_order
-from gateway.store.scripts import ZOp
+from gateway.store.scripts import CLAIM_DUE, ZOp
 
 log = structlog.get_logger("gateway.store")
 
@@ -56,9 +56,12 @@ def zop_commands(ops: Sequence[ZOp]) -> list[tuple[str, ...]]:
 
 
 class Schedule:
-    redis: RedisClient
-    due_key: str
-    _claim_due: Any
+    """The sorted set ``due_key`` and ordered sorted-set changes."""
+
+    def __init__(self, redis: RedisClient, due_key: str) -> None:
+        self.redis = redis
+        self.due_key = due_key
+        self._claim_due = redis.register_script(CLAIM_DUE)
 
     async def apply_zops(self, ops: Sequence[ZOp]) -> bool:
         """Apply sorted-set changes in order (``in_order``: one round trip on one server).
@@ -74,11 +77,11 @@ class Schedule:
             return False
         return True
 
-    async def schedule(self, job_id: str, at: float) -> None:
+    async def add(self, job_id: str, at: float) -> None:
         """The background refresher should look at ``job_id`` at ``at`` (epoch seconds)."""
         await self.redis.zadd(self.due_key, {job_id: at})
 
-    async def unschedule(self, job_id: str) -> None:
+    async def remove(self, job_id: str) -> None:
         await self.redis.zrem(self.due_key, job_id)
 
     async def claim_due(self, limit: int, claim_seconds: float, now: float) -> Claimed:

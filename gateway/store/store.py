@@ -1,6 +1,7 @@
-"""Redis persistence: job records and client keys, msgpack-encoded with msgspec. The
-key operations of the command line live in ``gateway/store/keys.py`` (mixed in), the Lua
-scripts behind the one-round-trip job operations in ``gateway/store/scripts.py``.
+"""Redis persistence: job records and client keys, msgpack-encoded with msgspec. Its
+parts: ``keys`` (client keys, ``gateway/store/keys.py``), ``schedule`` (the refresh
+schedule, ``schedule.py``) and ``indexes`` (``indexes.py``); the Lua scripts behind the
+one-round-trip job operations are in ``gateway/store/scripts.py``.
 
 Keys (all under the configured prefix, default ``mgw:``; the part in braces is the key's
 Redis Cluster hash tag, so keys that one script touches together share one slot)::
@@ -26,10 +27,10 @@ Usage::
     done = await store.update_job("mus_...", change, follow=...)  # compare-and-set, retried
     begun = await store.begin_refresh("mus_...", 2.0, bucket)  # lease + read + budget
     record = await store.get_job_cached("mus_...")   # a final job may come from memory
-    key = await store.lookup_key("mgw_...")          # from memory for up to cache_seconds
+    key = await store.keys.lookup_key("mgw_...")     # from memory for up to cache_seconds
 
 Two small per-process caches keep Redis off the hot path of a client polling a finished
-job: key records found by ``lookup_key`` and final job records read by
+job: key records found by ``keys.lookup_key`` and final job records read by
 ``get_job_cached``, each for at most ``cache_seconds`` (default ``CACHE_SECONDS``). A
 revocation or limit change made by another process therefore applies within that time
 (at once through this ``Store``); a final job's later changes (renewed download URLs, a
@@ -49,15 +50,13 @@ from typing import Any, NamedTuple
 import msgspec
 
 from gateway.store.indexes import IdempotencyEntry, Indexes, idem_decoder
-from gateway.store.keys import KeyAdmin, KeyRecord, hash_key, key_decoder
+from gateway.store.keys import Keys
 from gateway.store.limits import TAKE, Bucket, Grant
+from gateway.store.memo import CACHE_SECONDS, remember
 from gateway.store.redis_pool import RedisClient, in_order
 from gateway.store.schedule import Schedule, zop_commands
-from gateway.store.scripts import ADMIT, BEGIN, CLAIM_DUE, SWAP, ZOp
+from gateway.store.scripts import ADMIT, BEGIN, SWAP, ZOp
 from providers.base import JobError, Output, is_final
-
-CACHE_SECONDS = 1.0  # how long a key record or a final job record may be answered from memory
-CACHE_ENTRIES = 4096  # per cache; the oldest entry goes first
 
 
 class Notice(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,14 +156,10 @@ class Begun(NamedTuple):
     grant: Grant | None
 
 
-def _remember(cache: dict[str, tuple[float, Any]], name: str, expires: float, value: Any) -> None:
-    cache.pop(name, None)
-    if len(cache) >= CACHE_ENTRIES:
-        del cache[next(iter(cache))]
-    cache[name] = (expires, value)
+class Store:
+    """Jobs in Redis, with its parts: ``keys`` (client keys), ``schedule`` (the refresh
+    schedule) and ``indexes`` (native ids, Idempotency-Keys)."""
 
-
-class Store(KeyAdmin, Schedule, Indexes):
     def __init__(
         self,
         redis: RedisClient,
@@ -182,10 +177,11 @@ class Store(KeyAdmin, Schedule, Indexes):
         self.clock = clock  # measures the caches' lifetimes (a test may pass a fake one)
         self.wall_clock = wall_clock  # epoch seconds, compared with a job's refresh_after
         self.due_key = f"{prefix}due"
-        self._claim_due = redis.register_script(CLAIM_DUE)
+        self.keys = Keys(redis, prefix, cache_seconds=cache_seconds, clock=clock)
+        self.schedule = Schedule(redis, self.due_key)
+        self.indexes = Indexes(redis, prefix, retention_seconds)
         self._begin = redis.register_script(BEGIN)
         self._take = redis.register_script(TAKE)
-        self._keys: dict[str, tuple[float, KeyRecord]] = {}  # sha256 -> (expires, record)
         self._finals: dict[str, tuple[float, JobRecord]] = {}  # job id -> (expires, record)
         self._job_writes = 0  # bumped by every job write through this Store
         # job id -> (writes when it started, the Redis read under way), shared by readers
@@ -220,7 +216,7 @@ class Store(KeyAdmin, Schedule, Indexes):
         if isinstance(replies[0], Exception):
             raise replies[0]
         if any(isinstance(r, Exception) for r in replies):
-            await self.apply_zops(zsets)  # once more (idempotent); logged if it fails again
+            await self.schedule.apply_zops(zsets)  # again (idempotent); logged if it fails
 
     async def open_job(
         self,
@@ -238,9 +234,9 @@ class Store(KeyAdmin, Schedule, Indexes):
         (``gateway/store/schedule.py``): one round trip on one server."""
         raw = _job_encoder.encode(record)
         slots, limit, age = slot if slot is not None else (None, 0, 0)
-        idem_key = (
-            None if idempotency is None else self.idempotency_key(record.owner, idempotency[0])
-        )
+        idem_key = None
+        if idempotency is not None:
+            idem_key = self.indexes.idempotency_key(record.owner, idempotency[0])
         steps: list[tuple[Any, ...]] = [
             ("ZADD", self.due_key, repr(due), record.id),  # first: never unscheduled
             ("SET", self._job(record.id), raw, "EX", self.retention),
@@ -303,7 +299,7 @@ class Store(KeyAdmin, Schedule, Indexes):
             and self.cache_seconds > 0
             and writes == self._job_writes  # no write of ours raced this read
         ):
-            _remember(self._finals, job_id, self.clock() + self.cache_seconds, record)
+            remember(self._finals, job_id, self.clock() + self.cache_seconds, record)
         return record
 
     def _read_done(self, job_id: str, task: asyncio.Future[JobRecord | None]) -> None:
@@ -352,7 +348,7 @@ class Store(KeyAdmin, Schedule, Indexes):
             if reply == 1:
                 self._wrote_job(job_id)
                 if ops and (not early or any(isinstance(r, Exception) for r in replies)):
-                    await self.apply_zops(ops)
+                    await self.schedule.apply_zops(ops)
                 return Updated(before, updated, raw)
             raw = reply  # another write came first (or the job is gone: None)
         raise RuntimeError(f"job {job_id} kept changing; update abandoned")
@@ -408,20 +404,3 @@ class Store(KeyAdmin, Schedule, Indexes):
         self._wrote_job(job_id)
         await self.redis.delete(self._job(job_id))
         self._wrote_job(job_id)
-
-    async def lookup_key(self, raw_key: str) -> KeyRecord | None:
-        """The record of a raw client key (revoked ones included), None when unknown. A
-        found record is kept in memory for ``cache_seconds``; unknown keys never are.
-        Callers must not change the record they get."""
-        digest = hash_key(raw_key)
-        hit = self._keys.get(digest)
-        if hit is not None and self.clock() < hit[0]:
-            return hit[1]
-        raw = await self.redis.get(f"{self.prefix}key:{digest}")
-        if raw is None:
-            self._keys.pop(digest, None)
-            return None
-        record = key_decoder.decode(raw)
-        if self.cache_seconds > 0:
-            _remember(self._keys, digest, self.clock() + self.cache_seconds, record)
-        return record

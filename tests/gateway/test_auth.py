@@ -28,10 +28,10 @@ async def test_malformed_and_wrong_keys_are_401(echo_client: httpx.AsyncClient) 
 
 async def test_revoked_key_is_rejected(echo_client: httpx.AsyncClient) -> None:
     store = echo_client.app.state.store
-    raw, record = await store.create_key("temp")
+    raw, record = await store.keys.create_key("temp")
     headers = {"Authorization": f"Bearer {raw}"}
     assert (await echo_client.get("/v1/models", headers=headers)).status_code == 200
-    assert await store.revoke_key(record.id)
+    assert await store.keys.revoke_key(record.id)
     r = await echo_client.get("/v1/models", headers=headers)
     assert r.status_code == 401
     assert r.json()["error"] == "invalid_api_key"
@@ -39,7 +39,7 @@ async def test_revoked_key_is_rejected(echo_client: httpx.AsyncClient) -> None:
 
 async def test_keys_are_stored_hashed(echo_client: httpx.AsyncClient) -> None:
     store = echo_client.app.state.store
-    raw, _ = await store.create_key("hashed")
+    raw, _ = await store.keys.create_key("hashed")
     async for name in store.redis.scan_iter(match=f"{store.prefix}*"):
         assert raw.encode() not in name
         value = await store.redis.get(name)

@@ -1,6 +1,6 @@
 """The hot path's per-process caches and the canonical log line's direct rendering.
 
-``Store`` keeps key records (``lookup_key``) and final job records (``get_job_cached``)
+``Store`` keeps key records (``keys.lookup_key``) and final job records (``get_job_cached``)
 in memory for ``cache_seconds`` and shares concurrent reads of one job. Two ``Store``
 objects on one Redis stand for two gateway processes.
 """
@@ -82,12 +82,12 @@ async def test_revocation_by_another_process_applies_within_cache_seconds(
 ) -> None:
     clock = FakeClock()
     here, elsewhere = stores(cache_seconds=0.3, clock=clock), stores()
-    raw, record = await elsewhere.create_key("temp")
-    found = await here.lookup_key(raw)
+    raw, record = await elsewhere.keys.create_key("temp")
+    found = await here.keys.lookup_key(raw)
     assert found is not None and not found.revoked
-    assert await elsewhere.revoke_key(record.id)
+    assert await elsewhere.keys.revoke_key(record.id)
     clock.advance(here.cache_seconds)
-    found = await here.lookup_key(raw)
+    found = await here.keys.lookup_key(raw)
     assert found is not None and found.revoked
 
 
@@ -95,20 +95,20 @@ async def test_key_changes_through_this_store_apply_at_once(
     stores: Callable[..., Store],
 ) -> None:
     store = stores(cache_seconds=60)
-    raw, record = await store.create_key("temp")
-    assert (await store.lookup_key(raw)).rpm is None  # type: ignore[union-attr]
-    await store.set_key_limits(record.id, rpm=7, max_inflight=None)
-    assert (await store.lookup_key(raw)).rpm == 7  # type: ignore[union-attr]
-    assert await store.revoke_key(record.id)
-    assert (await store.lookup_key(raw)).revoked  # type: ignore[union-attr]
+    raw, record = await store.keys.create_key("temp")
+    assert (await store.keys.lookup_key(raw)).rpm is None  # type: ignore[union-attr]
+    await store.keys.set_key_limits(record.id, rpm=7, max_inflight=None)
+    assert (await store.keys.lookup_key(raw)).rpm == 7  # type: ignore[union-attr]
+    assert await store.keys.revoke_key(record.id)
+    assert (await store.keys.lookup_key(raw)).revoked  # type: ignore[union-attr]
 
 
 async def test_unknown_keys_are_not_remembered(stores: Callable[..., Store]) -> None:
     here, elsewhere = stores(cache_seconds=60), stores()
     raw = "mgw_" + secrets.token_urlsafe(16)
-    assert await here.lookup_key(raw) is None
-    await elsewhere.create_key("new", raw_key=raw)
-    assert await here.lookup_key(raw) is not None  # no waiting for a cached miss
+    assert await here.keys.lookup_key(raw) is None
+    await elsewhere.keys.create_key("new", raw_key=raw)
+    assert await here.keys.lookup_key(raw) is not None  # no waiting for a cached miss
 
 
 async def test_gateway_rejects_a_key_revoked_elsewhere_after_cache_seconds(
@@ -117,13 +117,13 @@ async def test_gateway_rejects_a_key_revoked_elsewhere_after_cache_seconds(
     settings = make_settings(GATEWAY_REFRESH_INTERVAL="0", GATEWAY_BACKGROUND_REFRESH="off")
     async with app_client(create_app(settings, providers=[EchoProvider()])) as client:
         store = client.app.state.store  # type: ignore[attr-defined]
-        store.clock = clock = FakeClock()
+        store.keys.clock = clock = FakeClock()  # the key cache's clock
         assert (await client.get("/v1/models")).status_code == 200  # the key is cached now
         redis = Redis.from_url(redis_url)
         other_process = Store(redis, prefix=settings.redis_prefix, retention_seconds=60)
-        assert await other_process.revoke_key(key_id_for(hash_key(TEST_KEY)))
+        assert await other_process.keys.revoke_key(key_id_for(hash_key(TEST_KEY)))
         await redis.aclose()
-        clock.advance(store.cache_seconds)
+        clock.advance(store.keys.cache_seconds)
         r = await client.get("/v1/models")
         assert r.status_code == 401 and r.json()["error"] == "invalid_api_key"
 

@@ -114,8 +114,8 @@ async def test_the_native_index_routes_an_account_level_callback(
     app: Any = client.app  # type: ignore[attr-defined]
     job = (await client.post(URL, json={"model": "echo/v1", "prompt": "x"})).json()
     native = job["nativeResponseId"]
-    assert await app.state.store.job_for_native("echo", native) == job["id"]
-    assert await app.state.store.job_for_native("echo", "echo-unknown") is None
+    assert await app.state.store.indexes.job_for_native("echo", native) == job["id"]
+    assert await app.state.store.indexes.job_for_native("echo", "echo-unknown") is None
     done = await app.state.jobs.callback_for_native("echo", native, {}, b'{"step": 2}')
     assert done.id == job["id"] and done.status == "completed"
     with pytest.raises(NotFound, match="No such callback"):

@@ -111,6 +111,6 @@ async def test_cli_key_works_against_the_app(make_settings: Any) -> None:
     settings = make_settings()
     app = create_app(settings, providers=[EchoProvider()])
     async with app_client(app, key=None) as client:
-        raw, _ = await app.state.store.create_key("from-cli")
+        raw, _ = await app.state.store.keys.create_key("from-cli")
         r = await client.get("/v1/models", headers={"Authorization": f"Bearer {raw}"})
         assert r.status_code == 200

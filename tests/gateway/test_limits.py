@@ -49,7 +49,7 @@ async def test_per_key_override(make_settings: Any) -> None:
     app = create_app(make_settings(GATEWAY_RATE_LIMIT_RPM="2"), providers=[EchoProvider()])
     async with app_client(app) as client:
         store = client.app.state.store  # type: ignore[attr-defined]
-        assert await store.set_key_limits(MINE, rpm=0, max_inflight=None)  # 0: unlimited
+        assert await store.keys.set_key_limits(MINE, rpm=0, max_inflight=None)  # 0: unlimited
         codes = {(await client.get("/v1/models")).status_code for _ in range(8)}
         assert codes == {200}
         other = {"Authorization": f"Bearer {OTHER_KEY}"}
@@ -73,7 +73,7 @@ async def test_jobs_in_flight_limit_and_release(make_settings: Any) -> None:
         assert (await client.post("/v1/music/generate", json=BODY)).status_code == 200
         # A key's own limit overrides the default.
         store = client.app.state.store  # type: ignore[attr-defined]
-        await store.set_key_limits(MINE, rpm=None, max_inflight=3)
+        await store.keys.set_key_limits(MINE, rpm=None, max_inflight=3)
         assert (await client.post("/v1/music/generate", json=BODY)).status_code == 200
         assert (await client.post("/v1/music/generate", json=BODY)).status_code == 429
 

@@ -43,7 +43,7 @@ async def stored(store: Store, key: str) -> JobRecord:
     """The job of ``key``, once its record is written (the create under way)."""
 
     async def found() -> JobRecord | None:
-        entry = await store.get_idempotency(OWNER, key)
+        entry = await store.indexes.get_idempotency(OWNER, key)
         return None if entry is None else await store.get_job(entry.job_id)
 
     return await eventually(found, what=f"the job of {key}")

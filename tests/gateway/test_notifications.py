@@ -44,7 +44,7 @@ async def test_every_status_change_is_posted_signed_and_verifiable(
 
         await eventually(delivered, what="the completed webhook")
         store = client.app.state.store  # type: ignore[attr-defined]
-        key = await store.get_key(key_id_for(hash_key(TEST_KEY)))
+        key = await store.keys.get_key(key_id_for(hash_key(TEST_KEY)))
     verifier = standardwebhooks.Webhook(key.webhook_secret)
     statuses = []
     for headers, body in rec.calls:

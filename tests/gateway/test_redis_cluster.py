@@ -98,7 +98,7 @@ def test_the_keys_used_together_share_a_slot_for_representative_ids() -> None:
     for owner in OWNERS:
         slots = key_slot(limits.slot_key(owner).encode())
         for idem in ("order-1", "{x}", "a" * 300):
-            assert key_slot(store.idempotency_key(owner, idem).encode()) == slots
+            assert key_slot(store.indexes.idempotency_key(owner, idem).encode()) == slots
     # Spread: jobs are not all in one slot (the tag is the job's own id).
     assert len({key_slot(store.job_key(f"mus_{i:026d}").encode()) for i in range(50)}) > 40
 
@@ -204,10 +204,10 @@ async def test_a_final_job_left_on_the_schedule_is_released_by_the_refresher(
 @pytest.mark.both_redis
 async def test_client_keys_are_listed_from_every_node(redis_client: RedisClient) -> None:
     store = Store(redis_client, prefix=f"k{time.monotonic_ns()}:", retention_seconds=60)
-    made = [(await store.create_key(f"key {i}"))[1].id for i in range(12)]
-    assert sorted(k.id for k in await store.list_keys()) == sorted(made)
-    assert await store.revoke_key(made[0])
-    assert (await store.get_key(made[0])).revoked  # type: ignore[union-attr]
+    made = [(await store.keys.create_key(f"key {i}"))[1].id for i in range(12)]
+    assert sorted(k.id for k in await store.keys.list_keys()) == sorted(made)
+    assert await store.keys.revoke_key(made[0])
+    assert (await store.keys.get_key(made[0])).revoked  # type: ignore[union-attr]
 
 
 @pytest.mark.both_redis

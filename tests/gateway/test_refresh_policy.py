@@ -312,10 +312,10 @@ async def test_claim_due_says_when_the_next_job_is_due(make_settings: Any) -> No
     app = create_app(_quiet(make_settings), providers=[EchoProvider()])
     async with app_client(app) as client:
         store = client.app.state.store  # type: ignore[attr-defined]
-        assert await store.claim_due(10, 30.0, 1000.0) == ([], None)
-        await store.schedule("mus_a", 900.0)
-        await store.schedule("mus_b", 1005.5)
-        claimed = await store.claim_due(10, 30.0, 1000.0)
+        assert await store.schedule.claim_due(10, 30.0, 1000.0) == ([], None)
+        await store.schedule.add("mus_a", 900.0)
+        await store.schedule.add("mus_b", 1005.5)
+        claimed = await store.schedule.claim_due(10, 30.0, 1000.0)
         assert claimed.ids == ["mus_a"] and claimed.next_due == 1005.5
         assert await store.redis.zscore(store.due_key, "mus_a") == 1030.0  # pushed ahead
-        assert await store.claim_due(10, 30.0, 1010.0) == (["mus_b"], 1030.0)
+        assert await store.schedule.claim_due(10, 30.0, 1010.0) == (["mus_b"], 1030.0)

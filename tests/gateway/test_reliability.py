@@ -121,7 +121,7 @@ async def test_failed_create_is_stored_failed_and_replayed(
     assert again.json()["description"] == first.json()["description"]
     assert echo.calls["submit"] == 1
     store = echo_client.app.state.store  # type: ignore[attr-defined]
-    entry = await store.get_idempotency("key_" + _key_digest(echo_client), "order-3")
+    entry = await store.indexes.get_idempotency("key_" + _key_digest(echo_client), "order-3")
     record = await store.get_job(entry.job_id)
     assert record.status == "failed" and record.error.code == "upstream_error"
 

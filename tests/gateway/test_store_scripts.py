@@ -208,7 +208,7 @@ async def test_open_job_is_all_or_nothing(pair: tuple[Store, Store, Limits]) -> 
     assert opened.raw == await redis.get(store.job_key("mus_1"))  # the bytes stored
     assert await redis.zscore(store.due_key, "mus_1") == 50.0
     assert await redis.zscore(slots, "mus_1") is not None
-    assert await store.get_idempotency("key_owner", "order-1") == entry("mus_1")
+    assert await store.indexes.get_idempotency("key_owner", "order-1") == entry("mus_1")
 
     # The same Idempotency-Key again: its binding comes back, nothing else is written.
     again = await store.open_job(
@@ -226,7 +226,7 @@ async def test_open_job_is_all_or_nothing(pair: tuple[Store, Store, Limits]) -> 
     )
     assert full == (False, None, None)
     assert await store.get_job("mus_4") is None
-    assert await store.get_idempotency("key_owner", "order-4") is None
+    assert await store.indexes.get_idempotency("key_owner", "order-4") is None
     assert await redis.zscore(store.due_key, "mus_4") is None
 
     # Without a slot limit or a key: record and schedule only.
