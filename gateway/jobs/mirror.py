@@ -61,9 +61,7 @@ class Mirror:
         provider = self.core.providers.get(record.provider)
         if provider is None or provider.catalog.synchronous or stored(record):
             return
-        legacy = record.format != self._native(record) and not any(  # (*) not held
-            n.param == "format" for n in record.notices
-        )
+        legacy = record.format != self._native(record) and not _format_noticed(record)  # (*)
         if self.core.settings.artefact_mirror or legacy:
             await self._enqueue(record.id, f"mirror:{record.id}")
 
@@ -149,8 +147,13 @@ def stored(record: JobRecord) -> bool:
 def _unconverted(job: JobRecord, why: str) -> JobRecord | None:
     """(*) A job whose conversion did not hold it (created before they did): its audio
     stays in the provider's format, said in its warnings."""
-    if any(n.param == "format" for n in job.notices):
+    if _format_noticed(job):
         return None
     job.notices = [*job.notices, unconverted_notice(job.format, why)]
     job.version += 1
     return job
+
+
+def _format_noticed(job: JobRecord) -> bool:
+    """The job's warnings already say something of its format."""
+    return any(n.param == "format" for n in job.notices)

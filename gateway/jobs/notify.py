@@ -32,7 +32,7 @@ import stamina
 import structlog
 
 from gateway.jobs.records import to_public, with_debug
-from gateway.jobs.sink import SCHEME, resolve_urls
+from gateway.jobs.sink import resolve_urls, stores_outputs
 from gateway.notify.webhooks import WebhookOutbox
 from gateway.store.artefacts import ArtefactStore
 from gateway.store.store import JobRecord, Store
@@ -65,16 +65,12 @@ class Notifier:
         hands out that same record object (records are never changed in place), so polls
         of a finished job do not encode it again. ``debug``: the create's answer, which
         carries the upstream exchange the client asked to see."""
-        if self.stores_outputs(record):
+        if stores_outputs(record):
             record = await resolve_urls(record, self.artefacts, base_url or record.origin)
         elif not (debug and record.debug):
             return self.render_plain(record)
         job = to_public(record)
         return _job_encoder.encode(with_debug(job, record) if debug else job)
-
-    @staticmethod
-    def stores_outputs(record: JobRecord) -> bool:
-        return any(o.audio_url and o.audio_url.startswith(SCHEME) for o in record.outputs)
 
     def render_plain(self, record: JobRecord) -> bytes:
         if not is_final(record.status):

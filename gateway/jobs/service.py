@@ -34,7 +34,7 @@ from gateway.jobs.notify import Notifier
 from gateway.jobs.policy import Plan
 from gateway.jobs.records import to_public
 from gateway.jobs.refresh import Refreshes
-from gateway.jobs.sink import ArtefactSink
+from gateway.jobs.sink import ArtefactSink, stores_outputs
 from gateway.notify.webhooks import WebhookOutbox
 from gateway.store.keys import KeyRecord
 from gateway.store.store import JobRecord, Store
@@ -163,7 +163,7 @@ class JobService:
 
     def stores_outputs(self, record: JobRecord) -> bool:
         """Whether rendering ``record`` makes signed URLs (and so needs a base URL)."""
-        return self.notifier.stores_outputs(record)
+        return stores_outputs(record)
 
     async def render(
         self, record: JobRecord, base_url: str | None = None, *, debug: bool = False

@@ -146,13 +146,16 @@ def _format_of_url(url: str | None) -> str | None:
     return ext if ext in _EXTENSIONS else None
 
 
+def stores_outputs(record: JobRecord) -> bool:
+    """Whether any output of ``record`` is in the artefact store (``artefact://``)."""
+    return any(o.audio_url and o.audio_url.startswith(SCHEME) for o in record.outputs)
+
+
 async def resolve_urls(
     record: JobRecord, store: ArtefactStore | None, base_url: str | None
 ) -> JobRecord:
     """``record`` with every stored output's ``artefact://`` URL made a signed URL."""
-    if store is None or not any(
-        o.audio_url and o.audio_url.startswith(SCHEME) for o in record.outputs
-    ):
+    if store is None or not stores_outputs(record):
         return record
     outputs = []
     for o in record.outputs:
